@@ -1,0 +1,92 @@
+"""ResNet-18: parameter count, stage shapes, the residual block, torchvision equivalence."""
+import pytest
+import torch
+from torch import nn
+
+from zoolib import get_model, list_models, model_spec
+from zoolib.interop import build_twin, transfer_state
+from zoolib.models.resnet import ResidualBlock
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_registered():
+    assert list_models("resnet") == ["resnet18"]
+    spec = model_spec("resnet18")
+    assert spec.input_size == (3, 224, 224)
+    assert spec.twins == {"torchvision": "resnet18"}
+
+
+def test_parameter_count():
+    model = get_model("resnet18")
+    assert n_params(model) == 11_689_512 == n_params(build_twin("resnet18", "torchvision"))
+
+
+def test_batchnorm_uses_pytorch_default_eps():
+    bns = [m for m in get_model("resnet18").modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(bns) == 1 + 8 * 2 + 3  # stem, two per block, three projections
+    assert all(bn.eps == 1e-5 for bn in bns)
+
+
+def test_weight_transfer_gives_torchvision_outputs():
+    torch.manual_seed(0)
+    twin = build_twin("resnet18", "torchvision")
+    with torch.no_grad():  # non-trivial BN statistics (eps=1e-3 instead of 1e-5 would show)
+        for m in twin.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.1, 0.1)
+    twin.eval()
+    ours = transfer_state(get_model("resnet18"), twin).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = twin(x)
+        assert expected.abs().max() < 1e3
+        torch.testing.assert_close(ours(x), expected)
+
+
+@pytest.mark.slow
+def test_stage_shapes():
+    model = get_model("resnet18").eval()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        x = model.stem(x)
+        assert x.shape == (1, 64, 56, 56)
+        shapes = []
+        for stage in model.stages:
+            x = stage(x)
+            shapes.append(tuple(x.shape[1:]))
+        assert shapes == [(64, 56, 56), (128, 28, 28), (256, 14, 14), (512, 7, 7)]
+        assert model.forward_head(x).shape == (1, 1000)
+
+
+def test_residual_block():
+    block = ResidualBlock(64, 64)
+    assert block.conv3 is None
+    assert block(torch.randn(2, 64, 8, 8)).shape == (2, 64, 8, 8)
+    block = ResidualBlock(64, 128, stride=2, use_1x1conv=True)
+    conv, bn = block.conv3
+    assert isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1) and conv.stride == (2, 2)
+    assert isinstance(bn, nn.BatchNorm2d)
+    # the projection comes after bn2 in the state dict, as torchvision's downsample does
+    assert list(block.state_dict())[-6].startswith("conv3.0")
+    assert block(torch.randn(2, 64, 8, 8)).shape == (2, 128, 4, 4)
+    with pytest.raises(ValueError, match="use_1x1conv"):
+        ResidualBlock(64, 128, stride=2)
+
+
+def test_residual_block_adds_its_input():
+    block = ResidualBlock(4, 4).eval()
+    with torch.no_grad():
+        block.bn2.weight.zero_()  # the residual branch now outputs bn2's bias, 0
+        x = torch.randn(1, 4, 5, 5)
+        torch.testing.assert_close(block(x), torch.relu(x))
+
+
+def test_honours_num_classes_and_in_channels():
+    model = get_model("resnet18", num_classes=10, in_channels=1)
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)
