@@ -1,0 +1,124 @@
+"""Inception-v3: parameter counts, stage shapes, size limits and torchvision weight transfer."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from zoolib import get_model, list_models, model_spec
+from zoolib.interop import build_twin, transfer_state
+from zoolib.models.inception_v3 import InceptionV3Outputs, inception_v3
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_registered():
+    spec = model_spec("inception_v3")
+    assert "inception_v3" in list_models("inception_v3")
+    assert spec.input_size == (3, 299, 299)
+    assert spec.default_num_classes == 1000
+    assert spec.twins == {"torchvision": "inception_v3"}
+    assert isinstance(get_model("inception_v3", num_classes=10, aux_logits=False).fc, nn.Linear)
+
+
+@pytest.mark.parametrize("aux_logits, expected", [(True, 27_161_264), (False, 23_834_568)])
+def test_parameter_count(aux_logits, expected):
+    with torch.device("meta"):
+        ours = inception_v3(aux_logits=aux_logits)
+        theirs = torchvision.models.inception_v3(weights=None, aux_logits=aux_logits,
+                                                 init_weights=False)
+    assert n_params(ours) == expected == n_params(theirs)
+
+
+def test_stage_shapes_at_299():
+    with torch.device("meta"):
+        model = inception_v3().eval()
+        x = torch.empty(1, 3, 299, 299)
+        x = model.stem(x)
+        assert x.shape == (1, 192, 35, 35)
+        x = model.inception_a(x)
+        assert x.shape == (1, 288, 35, 35)
+        x = model.reduction_a(x)
+        assert x.shape == (1, 768, 17, 17)
+        x = model.inception_b(x)
+        assert x.shape == (1, 768, 17, 17)
+        assert model.aux(x).shape == (1, 1000)
+        x = model.reduction_b(x)
+        assert x.shape == (1, 1280, 8, 8)
+        x = model.inception_c(x)
+        assert x.shape == (1, 2048, 8, 8)
+        assert model.forward_features(torch.empty(1, 3, 299, 299)).shape == (1, 2048, 8, 8)
+    assert len(model.inception_a) == 3 and len(model.inception_b) == 4 and len(model.inception_c) == 2
+
+
+def test_outputs_by_mode():
+    with torch.device("meta"):
+        model = inception_v3(num_classes=7)
+        out = model.train()(torch.empty(2, 3, 299, 299))
+        assert isinstance(out, InceptionV3Outputs)
+        assert out.logits.shape == out.aux_logits.shape == (2, 7)
+        assert model.eval()(torch.empty(2, 3, 299, 299)).shape == (2, 7)
+        plain = inception_v3(num_classes=7, aux_logits=False).train()
+        assert plain.aux is None
+        assert plain(torch.empty(2, 3, 299, 299)).shape == (2, 7)
+
+
+def test_num_classes_and_in_channels():
+    with torch.device("meta"):
+        model = get_model("inception_v3", num_classes=10, in_channels=1)
+        assert model.stem[0].conv.in_channels == 1
+        assert model.fc.out_features == model.aux.fc.out_features == 10
+        out = model.train()(torch.empty(2, 1, 299, 299))
+        assert out.logits.shape == out.aux_logits.shape == (2, 10)
+    with pytest.raises(ValueError, match="in_channels=3"):
+        inception_v3(in_channels=1, transform_input=True)
+    with torch.device("meta"):
+        assert inception_v3(transform_input=True).transform_input
+
+
+def test_minimum_input_size():
+    with torch.device("meta"):
+        model = inception_v3().eval()
+        assert model(torch.empty(1, 3, 75, 75)).shape == (1, 1000)
+        for h, w in [(64, 64), (74, 75), (75, 74)]:
+            with pytest.raises(ValueError, match="at least 75x75"):
+                model(torch.empty(1, 3, h, w))
+        # Training with the auxiliary classifier needs the full 17x17 grid, i.e. 299x299.
+        with pytest.raises(ValueError, match="at least 299x299"):
+            model.train()(torch.empty(2, 3, 298, 298))
+        assert inception_v3(aux_logits=False).train()(torch.empty(2, 3, 75, 75)).shape == (2, 1000)
+
+
+@pytest.fixture(scope="module")
+def torchvision_twin():
+    """A random torchvision inception_v3 whose BatchNorm statistics are those of one batch.
+
+    With torchvision's initialisation (std 0.1) and untouched running statistics the eval
+    logits reach ~1e12, where 1e-5 means nothing; calibrated, they are of order one.
+    """
+    torch.manual_seed(0)
+    twin = build_twin("inception_v3", "torchvision", aux_logits=True, transform_input=False,
+                      init_weights=True)
+    for m in twin.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = 1.0  # running statistics := this batch's
+    with torch.no_grad():
+        twin.train()(torch.randn(2, 3, 299, 299))
+    return twin.eval()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("transform_input", [False, True])
+def test_weight_transfer_matches_torchvision(torchvision_twin, transform_input, monkeypatch):
+    monkeypatch.setattr(torchvision_twin, "transform_input", transform_input)
+    ours = transfer_state(inception_v3(aux_logits=True), torchvision_twin).eval()
+    # Set after building, as zoolib.interop.load_pretrained does for torchvision's weights.
+    ours.transform_input = transform_input
+    x = torch.randn(1, 3, 299, 299, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = torchvision_twin(x)
+        assert expected.abs().max() < 1e3  # calibrated: agreeing to 1e-5 means something
+        torch.testing.assert_close(ours(x), expected, rtol=0, atol=1e-5)

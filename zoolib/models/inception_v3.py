@@ -1,0 +1,336 @@
+"""Inception-v3 (Szegedy et al. 2016, "Rethinking the Inception Architecture for Computer Vision").
+
+The network is the one Google released (TF-slim's ``inception_v3``), which torchvision ports
+tensor for tensor: zoolib registers the same tensors in the same order, so
+``zoolib.interop.transfer_state`` maps torchvision's weights one to one. Parameters:
+27,161,264 with the auxiliary classifier, 23,834,568 without.
+
+The blocks are named after the paper's figures, not torchvision's letters:
+
+================  ===========================================  ============  ==========
+zoolib            paper                                        torchvision   TF-slim
+================  ===========================================  ============  ==========
+``InceptionA``    Figure 5, 35x35 (x3)                         InceptionA    Mixed_5b-d
+``ReductionA``    grid reduction 35->17 (Figure 10 style)      InceptionB    Mixed_6a
+``InceptionB``    Figure 6 with n = 7, 17x17 (x4)              InceptionC    Mixed_6b-e
+``InceptionAux``  auxiliary classifier on the last 17x17 grid  InceptionAux  AuxLogits
+``ReductionB``    grid reduction 17->8                         InceptionD    Mixed_7a
+``InceptionC``    Figure 7, 8x8 expanded filter bank (x2)      InceptionE    Mixed_7b-c
+================  ===========================================  ============  ==========
+
+Where the released network departs from the paper:
+
+* Figure 5 replaces *every* 5x5 of the original module by two 3x3, which leaves a
+  1x1->3x3 branch and a 1x1->3x3->3x3 branch. The released ``InceptionA`` keeps a
+  1x1(48)->5x5(64) branch next to the 1x1(64)->3x3(96)->3x3(96) one.
+* Figure 6 draws each factorised 7x7 as 1x7 then 7x1; the double branch of the
+  released ``InceptionB`` starts with 7x1 (7x1, 1x7, 7x1, 1x7).
+* ``ReductionB`` is not Figure 10: its second branch factorises a 7x7 (1x7, 7x1) before
+  the stride-2 3x3.
+* The pool branches of A/B/C are 3x3/1 *average* pools; the reductions use 3x3/2 max pools.
+* Table 1's stem (3x3 convolutions at 73x73 and 71x71, one of them strided, and a 3x3
+  convolution at 35x35 up to 288 channels) is not what runs: after the first max pool
+  the network has a 1x1 convolution to 80, a 3x3 convolution to 192 and a second
+  max pool, and the first ``InceptionA`` receives 35x35x192. Table 1's "5 x Inception"
+  at 17x17 are four ``InceptionB`` (the 35->17 reduction is a separate module).
+
+``transform_input=True`` reproduces torchvision's option for Google's weights: those were
+trained on pixels scaled to [-1, 1], so an input normalised with the ImageNet mean and
+standard deviation is mapped back to that scale channel by channel.
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+
+import torch
+from torch import Tensor, nn
+
+from .._registry import register_model
+from ..layers import BasicConv2d
+
+__all__ = ["InceptionA", "InceptionB", "InceptionC", "ReductionA", "ReductionB", "InceptionAux",
+           "InceptionV3", "InceptionV3Outputs", "STEM_CONFIG", "STAGE_CONFIG", "inception_v3"]
+
+InceptionV3Outputs = namedtuple("InceptionV3Outputs", ["logits", "aux_logits"])
+
+# The smallest input each path accepts. 75x75 leaves a 3x3 grid at 17x17's place, the least
+# ReductionB's unpadded 3x3/2 convolution needs. The auxiliary classifier (5x5/3 average
+# pool, then a 5x5 convolution) needs the full 17x17 grid, which only 299x299 gives.
+MIN_INPUT = 75
+MIN_INPUT_AUX = 299
+
+# ImageNet statistics, for ``transform_input``: an input x = (raw - mean) / std becomes
+# (raw - 0.5) / 0.5 = x * std / 0.5 + (mean - 0.5) / 0.5, the scale the TF weights expect.
+# The factors are computed in double precision and rounded once, as torchvision's are.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_TF_SCALE = tuple(s / 0.5 for s in IMAGENET_STD)
+_TF_SHIFT = tuple((m - 0.5) / 0.5 for m in IMAGENET_MEAN)
+
+NUM_FEATURES = 2048  # channels of the last 8x8 grid, the classifier's input
+
+
+class InceptionA(nn.Module):
+    """Figure 5 (35x35): 1x1 | 1x1->5x5 | 1x1->3x3->3x3 | avg pool->1x1."""
+
+    def __init__(self, in_channels: int, pool_features: int, *, ch1x1: int = 64,
+                 ch5x5red: int = 48, ch5x5: int = 64, ch3x3dbl_red: int = 64, ch3x3dbl: int = 96):
+        super().__init__()
+        self.branch1x1 = BasicConv2d(in_channels, ch1x1, 1)
+        self.branch5x5 = nn.Sequential(
+            BasicConv2d(in_channels, ch5x5red, 1),
+            BasicConv2d(ch5x5red, ch5x5, 5, padding=2),
+        )
+        self.branch3x3dbl = nn.Sequential(
+            BasicConv2d(in_channels, ch3x3dbl_red, 1),
+            BasicConv2d(ch3x3dbl_red, ch3x3dbl, 3, padding=1),
+            BasicConv2d(ch3x3dbl, ch3x3dbl, 3, padding=1),
+        )
+        self.branch_pool = nn.Sequential(
+            nn.AvgPool2d(3, stride=1, padding=1),
+            BasicConv2d(in_channels, pool_features, 1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.branch1x1(x), self.branch5x5(x), self.branch3x3dbl(x),
+                          self.branch_pool(x)], 1)
+
+
+class InceptionB(nn.Module):
+    """Figure 6 with n = 7 (17x17): 1x1 | 1x1->1x7->7x1 | 1x1->(7x1->1x7)x2 | avg pool->1x1."""
+
+    def __init__(self, in_channels: int, channels_7x7: int, *, ch1x1: int = 192,
+                 ch7x7: int = 192, ch7x7dbl: int = 192, pool_proj: int = 192):
+        super().__init__()
+        c7 = channels_7x7
+        self.branch1x1 = BasicConv2d(in_channels, ch1x1, 1)
+        self.branch7x7 = nn.Sequential(
+            BasicConv2d(in_channels, c7, 1),
+            BasicConv2d(c7, c7, (1, 7), padding=(0, 3)),
+            BasicConv2d(c7, ch7x7, (7, 1), padding=(3, 0)),
+        )
+        self.branch7x7dbl = nn.Sequential(
+            BasicConv2d(in_channels, c7, 1),
+            BasicConv2d(c7, c7, (7, 1), padding=(3, 0)),
+            BasicConv2d(c7, c7, (1, 7), padding=(0, 3)),
+            BasicConv2d(c7, c7, (7, 1), padding=(3, 0)),
+            BasicConv2d(c7, ch7x7dbl, (1, 7), padding=(0, 3)),
+        )
+        self.branch_pool = nn.Sequential(
+            nn.AvgPool2d(3, stride=1, padding=1),
+            BasicConv2d(in_channels, pool_proj, 1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.branch1x1(x), self.branch7x7(x), self.branch7x7dbl(x),
+                          self.branch_pool(x)], 1)
+
+
+class _SplitBranch(nn.Module):
+    """A trunk whose output feeds a 1x3 and a 3x1 convolution side by side (Figure 7)."""
+
+    def __init__(self, trunk: nn.Sequential, width: int):
+        super().__init__()
+        channels = trunk[-1].conv.out_channels
+        self.trunk = trunk
+        self.conv1x3 = BasicConv2d(channels, width, (1, 3), padding=(0, 1))
+        self.conv3x1 = BasicConv2d(channels, width, (3, 1), padding=(1, 0))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.trunk(x)
+        return torch.cat([self.conv1x3(x), self.conv3x1(x)], 1)
+
+
+class InceptionC(nn.Module):
+    """Figure 7 (8x8): 1x1 | 1x1->{1x3, 3x1} | 1x1->3x3->{1x3, 3x1} | avg pool->1x1."""
+
+    def __init__(self, in_channels: int, *, ch1x1: int = 320, ch3x3red: int = 384,
+                 ch3x3: int = 384, ch3x3dbl_red: int = 448, ch3x3dbl: int = 384,
+                 pool_proj: int = 192):
+        super().__init__()
+        self.branch1x1 = BasicConv2d(in_channels, ch1x1, 1)
+        self.branch3x3 = _SplitBranch(nn.Sequential(BasicConv2d(in_channels, ch3x3red, 1)), ch3x3)
+        self.branch3x3dbl = _SplitBranch(nn.Sequential(
+            BasicConv2d(in_channels, ch3x3dbl_red, 1),
+            BasicConv2d(ch3x3dbl_red, ch3x3dbl, 3, padding=1),
+        ), ch3x3dbl)
+        self.branch_pool = nn.Sequential(
+            nn.AvgPool2d(3, stride=1, padding=1),
+            BasicConv2d(in_channels, pool_proj, 1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.branch1x1(x), self.branch3x3(x), self.branch3x3dbl(x),
+                          self.branch_pool(x)], 1)
+
+
+class ReductionA(nn.Module):
+    """35x35 -> 17x17 (Figure 10 style): 3x3/2 | 1x1->3x3->3x3/2 | 3x3/2 max pool."""
+
+    def __init__(self, in_channels: int, *, ch3x3: int = 384, ch3x3dbl_red: int = 64,
+                 ch3x3dbl: int = 96):
+        super().__init__()
+        self.branch3x3 = BasicConv2d(in_channels, ch3x3, 3, stride=2)
+        self.branch3x3dbl = nn.Sequential(
+            BasicConv2d(in_channels, ch3x3dbl_red, 1),
+            BasicConv2d(ch3x3dbl_red, ch3x3dbl, 3, padding=1),
+            BasicConv2d(ch3x3dbl, ch3x3dbl, 3, stride=2),
+        )
+        self.branch_pool = nn.MaxPool2d(3, stride=2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.branch3x3(x), self.branch3x3dbl(x), self.branch_pool(x)], 1)
+
+
+class ReductionB(nn.Module):
+    """17x17 -> 8x8: 1x1->3x3/2 | 1x1->1x7->7x1->3x3/2 | 3x3/2 max pool."""
+
+    def __init__(self, in_channels: int, *, ch3x3red: int = 192, ch3x3: int = 320,
+                 ch7x7x3_red: int = 192, ch7x7x3: int = 192):
+        super().__init__()
+        self.branch3x3 = nn.Sequential(
+            BasicConv2d(in_channels, ch3x3red, 1),
+            BasicConv2d(ch3x3red, ch3x3, 3, stride=2),
+        )
+        self.branch7x7x3 = nn.Sequential(
+            BasicConv2d(in_channels, ch7x7x3_red, 1),
+            BasicConv2d(ch7x7x3_red, ch7x7x3_red, (1, 7), padding=(0, 3)),
+            BasicConv2d(ch7x7x3_red, ch7x7x3_red, (7, 1), padding=(3, 0)),
+            BasicConv2d(ch7x7x3_red, ch7x7x3, 3, stride=2),
+        )
+        self.branch_pool = nn.MaxPool2d(3, stride=2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.branch3x3(x), self.branch7x7x3(x), self.branch_pool(x)], 1)
+
+
+class InceptionAux(nn.Module):
+    """Side classifier on the last 17x17 grid: 5x5/3 avg pool -> 1x1 -> 5x5 -> linear."""
+
+    def __init__(self, in_channels: int, num_classes: int, *, ch1x1: int = 128,
+                 ch5x5: int = 768):
+        super().__init__()
+        self.pool = nn.AvgPool2d(5, stride=3)
+        self.conv0 = BasicConv2d(in_channels, ch1x1, 1)
+        self.conv1 = BasicConv2d(ch1x1, ch5x5, 5)
+        self.fc = nn.Linear(ch5x5, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.pool(x)                # N x 768 x 5 x 5
+        x = self.conv1(self.conv0(x))   # N x 768 x 1 x 1
+        return self.fc(torch.flatten(x, 1))
+
+
+# Source of both tables: Google's released network (TF-slim ``inception_v3``), which
+# torchvision's ``inception_v3`` ports; the paper's Table 1 gives only grid sizes, and
+# differs (see the module docstring). Outputs are at a 299x299 input.
+
+#: Stem: (out_channels, kernel, stride, padding) of a BasicConv2d, or "M" for a 3x3/2 max pool.
+STEM_CONFIG = (
+    (32, 3, 2, 0),   # 149x149x32
+    (32, 3, 1, 0),   # 147x147x32
+    (64, 3, 1, 1),   # 147x147x64
+    "M",             # 73x73x64
+    (80, 1, 1, 0),   # 73x73x80
+    (192, 3, 1, 0),  # 71x71x192
+    "M",             # 35x35x192
+)
+
+#: Stages after the stem: constructor arguments of each module, in order.
+STAGE_CONFIG = {
+    "inception_a": ((192, 32), (256, 64), (288, 64)),                 # (in, pool_features): 35x35x288
+    "reduction_a": ((288,),),                                         # 17x17x768
+    "inception_b": ((768, 128), (768, 160), (768, 160), (768, 192)),  # (in, channels_7x7): 17x17x768
+    "reduction_b": ((768,),),                                         # 8x8x1280
+    "inception_c": ((1280,), (2048,)),                                # (in,): 8x8x2048
+}
+
+
+def _stem(in_channels: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for spec in STEM_CONFIG:
+        if spec == "M":
+            layers.append(nn.MaxPool2d(3, stride=2))
+        else:
+            out_channels, kernel, stride, padding = spec
+            layers.append(BasicConv2d(in_channels, out_channels, kernel, stride, padding))
+            in_channels = out_channels
+    return nn.Sequential(*layers)
+
+
+def _stage(block: type[nn.Module], name: str) -> nn.Module:
+    modules = [block(*args) for args in STAGE_CONFIG[name]]
+    return modules[0] if len(modules) == 1 else nn.Sequential(*modules)
+
+
+class InceptionV3(nn.Module):
+    """Stem (to 35x35x192), 3 x InceptionA, ReductionA, 4 x InceptionB, ReductionB,
+    2 x InceptionC, global average pool, dropout, linear; the auxiliary classifier reads
+    the last 17x17 grid."""
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = True,
+                 transform_input: bool = False, dropout: float = 0.5):
+        super().__init__()
+        if transform_input and in_channels != 3:
+            raise ValueError("transform_input re-normalises RGB input; it needs in_channels=3")
+        self.transform_input = transform_input
+        # Registration order is torchvision's (AuxLogits between Mixed_6e and Mixed_7a).
+        self.stem = _stem(in_channels)
+        self.inception_a = _stage(InceptionA, "inception_a")
+        self.reduction_a = _stage(ReductionA, "reduction_a")
+        self.inception_b = _stage(InceptionB, "inception_b")
+        self.aux = InceptionAux(768, num_classes) if aux_logits else None  # on 17x17x768
+        self.reduction_b = _stage(ReductionB, "reduction_b")
+        self.inception_c = _stage(InceptionC, "inception_c")
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(NUM_FEATURES, num_classes)
+
+    @staticmethod
+    def _transform_input(x: Tensor) -> Tensor:
+        return x * x.new_tensor(_TF_SCALE).view(1, 3, 1, 1) + x.new_tensor(_TF_SHIFT).view(1, 3, 1, 1)
+
+    def _features(self, x: Tensor, with_aux: bool) -> tuple[Tensor, Tensor | None]:
+        h, w = x.shape[-2:]
+        if h < MIN_INPUT or w < MIN_INPUT:
+            raise ValueError(f"Inception-v3 needs an input of at least {MIN_INPUT}x{MIN_INPUT}, "
+                             f"got {h}x{w}")
+        if with_aux and (h < MIN_INPUT_AUX or w < MIN_INPUT_AUX):
+            raise ValueError(
+                f"the auxiliary classifier needs an input of at least {MIN_INPUT_AUX}x"
+                f"{MIN_INPUT_AUX} in training mode, got {h}x{w}; build the model with "
+                f"aux_logits=False to train on smaller images")
+        if self.transform_input:
+            x = self._transform_input(x)
+        # Shapes at a 299x299 input.
+        x = self.stem(x)          # N x 192 x 35 x 35
+        x = self.inception_a(x)   # N x 288 x 35 x 35
+        x = self.reduction_a(x)   # N x 768 x 17 x 17
+        x = self.inception_b(x)   # N x 768 x 17 x 17
+        aux = self.aux(x) if with_aux else None  # N x num_classes
+        x = self.reduction_b(x)   # N x 1280 x 8 x 8
+        x = self.inception_c(x)   # N x 2048 x 8 x 8
+        return x, aux
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The last feature map, N x 2048 x 8 x 8 at 299x299 (the auxiliary head is not run)."""
+        return self._features(x, with_aux=False)[0]
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        x = torch.flatten(self.avgpool(x), 1)  # N x 2048
+        return self.fc(self.dropout(x))
+
+    def forward(self, x: Tensor) -> Tensor | InceptionV3Outputs:
+        """Logits; in training mode with the auxiliary classifier, ``(logits, aux_logits)``."""
+        with_aux = self.training and self.aux is not None
+        x, aux = self._features(x, with_aux)
+        logits = self.forward_head(x)
+        return InceptionV3Outputs(logits, aux) if with_aux else logits
+
+
+@register_model(input_size=(3, 299, 299), family="inception_v3",
+                paper="Szegedy et al. 2016, Rethinking the Inception Architecture for Computer Vision",
+                twins={"torchvision": "inception_v3"})
+def inception_v3(num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = True,
+                 transform_input: bool = False, dropout: float = 0.5) -> InceptionV3:
+    return InceptionV3(num_classes, in_channels, aux_logits, transform_input, dropout)
