@@ -1,0 +1,143 @@
+"""A small, honest training loop for the chapters: progress bar, history, accuracy."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import config
+
+__all__ = ["History", "train", "evaluate", "init_weights", "main_logits"]
+
+
+@dataclass
+class History:
+    """What a run measured: per-epoch losses and accuracies, and (optionally) per-step checks."""
+    epochs: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)          # step of each periodic evaluation
+    step_acc: list[float] = field(default_factory=list)     # test accuracy at those steps
+    seconds: float = 0.0
+    examples_per_second: float = 0.0
+    device: str = "cpu"
+
+    @property
+    def final_test_acc(self) -> float:
+        return self.test_acc[-1] if self.test_acc else float("nan")
+
+    def steps_to(self, accuracy: float) -> int | None:
+        """The first evaluated step at which test accuracy reached ``accuracy`` (None: never)."""
+        return next((s for s, a in zip(self.steps, self.step_acc) if a >= accuracy), None)
+
+    def summary(self) -> str:
+        return (f"test accuracy {self.final_test_acc:.3f} after {self.epochs[-1] if self.epochs else 0} epoch(s), "
+                f"{self.examples_per_second:,.0f} examples/s on {self.device}")
+
+    def plot(self, ax=None, title: str | None = None):
+        from .plots import plot_history
+
+        return plot_history(self, ax=ax, title=title)
+
+
+def main_logits(outputs) -> torch.Tensor:
+    """The main head's logits, whether a model returns a tensor or (logits, aux...)."""
+    return outputs[0] if isinstance(outputs, tuple) else outputs
+
+
+def init_weights(model: nn.Module) -> nn.Module:
+    """Xavier-uniform for conv and linear layers (d2l's choice for sigmoid/ReLU nets trained from scratch)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return model
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Iterable, device: torch.device | None = None, max_batches: int | None = None) -> float:
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    for i, (x, y) in enumerate(data):
+        if max_batches is not None and i >= max_batches:
+            break
+        x, y = x.to(device), y.to(device)
+        correct += (main_logits(model(x)).argmax(1) == y).sum().item()
+        total += y.numel()
+    model.train(was_training)
+    return correct / max(total, 1)
+
+
+def train(model: nn.Module, data, epochs: int, lr: float, *, optimizer: str = "sgd", momentum: float = 0.0,
+          weight_decay: float = 0.0, loss_fn: Callable | None = None, device: torch.device | None = None,
+          eval_every: int | None = None, max_steps: int | None = None, progress: bool = True,
+          seed: int | None = 0) -> History:
+    """Train ``model`` on ``data`` (a :class:`zoolib.data.DataBundle`) and return its :class:`History`.
+
+    ``loss_fn(outputs, targets)`` defaults to cross-entropy on the main logits, so models with
+    auxiliary heads can pass e.g. :func:`zoolib.models.googlenet.googlenet_loss`.
+    ``eval_every`` also evaluates on the test set every that many steps (for steps-to-accuracy).
+    """
+    if seed is not None:
+        torch.manual_seed(seed)
+    device = device or config.device()
+    model.to(device)
+    loss_fn = loss_fn or (lambda out, y: F.cross_entropy(main_logits(out), y))
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    elif optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    else:
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', not {optimizer!r}")
+
+    from tqdm.auto import tqdm
+
+    hist = History(device=str(device))
+    step, seen, start = 0, 0, time.perf_counter()
+    train_iter, test_iter = data.train_iter(), data.test_iter()
+    total = epochs * len(train_iter) if max_steps is None else min(max_steps, epochs * len(train_iter))
+    bar = tqdm(total=total, desc=type(model).__name__, disable=not progress, unit="step", leave=True)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        loss_sum = correct = count = 0.0
+        for x, y in train_iter:
+            if max_steps is not None and step >= max_steps:
+                break
+            x, y = x.to(device), y.to(device)
+            out = model(x)
+            loss = loss_fn(out, y)
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"loss became {loss.item()} at step {step}: lower the learning rate")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            seen += y.numel()
+            loss_sum += loss.item() * y.numel()
+            correct += (main_logits(out).argmax(1) == y).sum().item()
+            count += y.numel()
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+            if eval_every and step % eval_every == 0:
+                hist.steps.append(step)
+                hist.step_acc.append(evaluate(model, test_iter, device))
+        hist.epochs.append(epoch)
+        hist.train_loss.append(loss_sum / max(count, 1))
+        hist.train_acc.append(correct / max(count, 1))
+        hist.test_acc.append(evaluate(model, test_iter, device))
+        if max_steps is not None and step >= max_steps:
+            break
+    bar.close()
+    hist.seconds = time.perf_counter() - start
+    hist.examples_per_second = seen / max(hist.seconds, 1e-9)
+    return hist
