@@ -47,3 +47,11 @@ def test_every_model_has_features_and_head(name):
         feats = model.forward_features(x)
         assert feats.dim() == 4, "forward_features returns the last feature map (N, C, H, W)"
         assert model.forward_head(feats).shape == model(x).shape == (1, spec.default_num_classes)
+
+
+def test_blocks_are_exported_for_chapters_and_assignments():
+    block = zoolib.Inception(192, 64, 96, 128, 16, 32, 32)
+    assert block(torch.randn(1, 192, 8, 8)).shape == (1, 256, 8, 8)
+    assert zoolib.InceptionA is zoolib.v3.InceptionA and zoolib.v4.InceptionA is not zoolib.InceptionA
+    for name in zoolib.__all__:
+        assert hasattr(zoolib, name), name

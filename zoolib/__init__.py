@@ -8,8 +8,21 @@
 from ._registry import ModelSpec, get_model, list_models, model_spec, register_model
 from .profiler import Profile, ProfileRow, profile
 from . import models  # noqa: F401  (registers the zoo)
+from .layers import BN_EPS, BasicConv2d, ConvReLU
+from .models import inception_v3 as v3, inception_v4 as v4
+from .models.classic import VGGBlock
+from .models.nin import MLPConv, NiNBlock
+from .models.googlenet import BNInception, Inception, NaiveInception, googlenet_loss
+# Inception-v3's modules are the top-level InceptionA/B/C and ReductionA/B; Inception-v4's
+# blocks of the same names live in zoolib.v4 (zoolib.v4.InceptionA, ...).
+from .models.inception_v3 import InceptionA, InceptionB, InceptionC, ReductionA, ReductionB
+from .models.inception_v4 import Block8, Block17, Block35
+from .models.resnet import ResidualBlock
 
 __version__ = "0.1.0"
 
 __all__ = ["ModelSpec", "get_model", "list_models", "model_spec", "register_model",
-           "Profile", "ProfileRow", "profile"]
+           "Profile", "ProfileRow", "profile",
+           "BN_EPS", "BasicConv2d", "ConvReLU", "VGGBlock", "NiNBlock", "MLPConv", "Inception",
+           "NaiveInception", "BNInception", "googlenet_loss", "InceptionA", "InceptionB", "InceptionC",
+           "ReductionA", "ReductionB", "Block35", "Block17", "Block8", "ResidualBlock", "v3", "v4"]
