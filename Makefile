@@ -4,14 +4,16 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHROMIUM ?= $(shell command -v chromium || echo /usr/bin/chromium)
 
-.PHONY: setup test book bench clean-book help
+.PHONY: help setup browser test test-gpu book bench clean-book
 
 help:
-	@echo "make setup  - create/update $(VENV) (idempotent)"
-	@echo "make test   - run every test (CPU)"
-	@echo "make book   - build the rendered book into _build/html"
-	@echo "make bench  - zoolib vs torchvision/timm throughput on this machine"
+	@echo "make setup     - create/update $(VENV) (idempotent)"
+	@echo "make test      - every test on the CPU: unit tests, nbval on every chapter, the book in Chromium"
+	@echo "make book      - build the rendered book into _build/html (cached execution)"
+	@echo "make bench     - zoolib vs torchvision/timm throughput on this machine"
+	@echo "make test-gpu  - every chapter in full mode on CUDA, then the bench on the GPU"
 
 setup: $(STAMP)
 
@@ -20,7 +22,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-test: setup
+# The browser test drives Debian's chromium (Playwright's own browser download needs the network).
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "please install Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 book: setup
@@ -28,6 +36,17 @@ book: setup
 
 bench: setup
 	$(BIN)/python -m zoolib.bench
+
+# Full mode on CUDA: the chapters train the real recipes (outputs differ from the stored
+# fast-mode ones, so nbval checks that every cell runs, not what it prints); every training
+# run is logged to results/full-mode.jsonl and summarised at the end.
+test-gpu: setup
+	@$(BIN)/python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'make test-gpu needs CUDA')"
+	@mkdir -p results && rm -f results/full-mode.jsonl
+	ZOO_MODE=full ZOO_RECORD=$(CURDIR)/results/full-mode.jsonl $(BIN)/python -m pytest notebooks \
+	  --nbval-lax --nbval-cell-timeout=3600 -p no:cacheprovider
+	$(BIN)/python -m zoolib.runs results/full-mode.jsonl
+	$(BIN)/python -m zoolib.bench --device cuda --csv results/bench-cuda.csv
 
 clean-book:
 	rm -rf _build

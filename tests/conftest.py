@@ -7,8 +7,6 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 LECTURES = ROOT.parent / "shared" / "lectures"
 
-# Tests never touch the network: make hub libraries fail fast instead of retrying.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 

@@ -84,3 +84,15 @@ def test_diverging_training_stops_with_a_clear_message(monkeypatch):
 def test_sample_image_is_the_cat():
     img = data.sample_image(64)
     assert img.shape == (1, 3, 64, 64) and 0 <= img.min() and img.max() <= 1
+
+
+def test_runs_are_recorded_when_asked(monkeypatch, tmp_path):
+    import json
+
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    monkeypatch.setenv("ZOO_RECORD", str(tmp_path / "runs.jsonl"))
+    bundle = data.load_data(batch_size=64, resize=8, n_train=128, n_test=64, verbose=False)
+    train.train(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), bundle, epochs=1, lr=0.1, progress=False,
+                device=torch.device("cpu"))
+    row = json.loads((tmp_path / "runs.jsonl").read_text())
+    assert row["dataset"] == "scikit-learn digits" and row["epochs"] == 1 and 0 <= row["test_acc"] <= 1

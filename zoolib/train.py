@@ -1,7 +1,9 @@
 """A small, honest training loop for the chapters: progress bar, history, accuracy."""
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -140,4 +142,18 @@ def train(model: nn.Module, data, epochs: int, lr: float, *, optimizer: str = "s
     bar.close()
     hist.seconds = time.perf_counter() - start
     hist.examples_per_second = seen / max(hist.seconds, 1e-9)
+    _record(model, data, hist, lr)
     return hist
+
+
+def _record(model: nn.Module, data, hist: History, lr: float) -> None:
+    """With ``ZOO_RECORD=path``, append one JSON line per run (``make test-gpu`` collects them)."""
+    path = os.environ.get("ZOO_RECORD")
+    if not path:
+        return
+    row = {"model": type(model).__name__, "dataset": getattr(data, "name", "?"), "mode": config.mode(),
+           "device": hist.device, "image_size": getattr(data, "image_size", None), "lr": lr,
+           "epochs": len(hist.epochs), "train_examples": len(data.train), "test_acc": round(hist.final_test_acc, 4),
+           "seconds": round(hist.seconds, 1)}
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
