@@ -1,0 +1,143 @@
+"""The student-facing checks: each wrong block gets a message that names what is wrong."""
+import pytest
+import torch
+from torch import nn
+
+import zoolib
+from zoolib import arith, checks
+from zoolib.checks import CheckFailed
+from zoolib.layers import ConvReLU
+
+REF = dict(in_channels=192, ch1x1=64, ch3x3red=96, ch3x3=128, ch5x5red=16, ch5x5=32, pool_proj=32)
+
+
+class StudentInception(nn.Module):
+    """A student's Inception block with knobs to break it."""
+
+    def __init__(self, in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj, pad5=2, drop_pool=False):
+        super().__init__()
+        self.b1 = ConvReLU(in_channels, ch1x1, 1)
+        self.b2 = nn.Sequential(ConvReLU(in_channels, ch3x3red, 1), ConvReLU(ch3x3red, ch3x3, 3, padding=1))
+        self.b3 = nn.Sequential(ConvReLU(in_channels, ch5x5red, 1), ConvReLU(ch5x5red, ch5x5, 5, padding=pad5))
+        self.drop_pool = drop_pool
+        if not drop_pool:
+            self.b4 = nn.Sequential(nn.MaxPool2d(3, 1, 1), ConvReLU(in_channels, pool_proj, 1))
+
+    def forward(self, x):
+        parts = [self.b1(x), self.b2(x), self.b3(x)] + ([] if self.drop_pool else [self.b4(x)])
+        return torch.cat(parts, 1)
+
+
+def reference():
+    return zoolib.Inception(**REF)
+
+
+def test_a_correct_block_passes_every_check():
+    block = StudentInception(**REF)
+    checks.expect_shape(block, (2, 192, 28, 28), (2, 256, 28, 28))
+    checks.same_structure(block, reference(), (1, 192, 28, 28))
+    checks.same_function(block, reference(), torch.randn(2, 192, 9, 9))
+    checks.gradients_flow(block, torch.randn(1, 192, 7, 7))
+    checks.not_reference(block, allowed=(ConvReLU,))
+
+
+def test_wrong_channels_in_one_branch_names_the_branch_and_the_column():
+    block = StudentInception(**{**REF, "ch5x5": 24})
+    with pytest.raises(CheckFailed) as err:
+        checks.same_structure(block, reference(), (1, 192, 28, 28))
+    msg = str(err.value)
+    assert "'b3.1.conv'" in msg and "(in 'b3')" in msg
+    assert "output shape 1x24x28x28, expected 1x32x28x28" in msg
+    assert "parameters   9,624, expected 12,832" in msg and "out_channels should be 32, not 24" in msg
+
+
+def test_wrong_padding_is_named():
+    with pytest.raises(CheckFailed, match=r"(?s)output shape 1x32x26x26, expected 1x32x28x28.*padding should be \(2, 2\), not \(1, 1\)"):
+        checks.same_structure(StudentInception(**REF, pad5=1), reference(), (1, 192, 28, 28))
+
+
+def test_missing_branch_is_reported():
+    with pytest.raises(CheckFailed, match=r"(?s)after your last layer.*'branch4.1.conv'.*a layer is missing: the reference has a Conv2d 1x1, 192->32"):
+        checks.same_structure(StudentInception(**REF, drop_pool=True), reference(), (1, 192, 28, 28))
+
+
+def test_a_forward_that_crashes_still_names_the_culprit():
+    block = StudentInception(**{**REF, "ch3x3red": 97})
+    block.b2[1] = ConvReLU(96, 128, 3, padding=1)  # 97 channels come in, 96 expected
+    with pytest.raises(CheckFailed, match=r"(?s)'b2.0.conv' \(in 'b2'\).*out_channels should be 96, not 97.*"
+                                          r"the forward pass then fails: RuntimeError"):
+        checks.same_structure(block, reference(), (1, 192, 28, 28))
+    with pytest.raises(CheckFailed, match="fails on an input of shape 2x192x28x28: RuntimeError"):
+        checks.expect_shape(block, (2, 192, 28, 28), (2, 256, 28, 28))
+
+
+def test_same_function_finds_the_first_wrong_layer():
+    class NoReluOn3x3(StudentInception):
+        def forward(self, x):
+            b2 = self.b2[1].conv(self.b2[0](x))  # forgot the ReLU
+            return torch.cat([self.b1(x), b2, self.b3(x), self.b4(x)], 1)
+
+    with pytest.raises(CheckFailed, match="computes something else"):
+        checks.same_function(NoReluOn3x3(**REF), reference(), torch.randn(1, 192, 8, 8))
+
+
+def test_reusing_the_reference_earns_nothing():
+    class Sub(zoolib.Inception):
+        pass
+
+    with pytest.raises(CheckFailed, match="subclasses the reference zoolib.models.googlenet.Inception"):
+        checks.not_reference(Sub(**REF))
+
+    class Wrapper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = zoolib.Inception(**REF)
+
+    with pytest.raises(CheckFailed, match="'inner' is zoolib.models.googlenet.Inception. This block earns no points"):
+        checks.not_reference(Wrapper())
+
+    def out_size(i, k, s=1, p=0):
+        return zoolib.arith.conv_out_size(i, k, s, p)
+
+    with pytest.raises(CheckFailed, match="calls into the reference package 'zoolib'"):
+        checks.not_reference(out_size)
+
+
+def test_function_checks_report_the_first_wrong_case():
+    def off_by_one(i, k, s=1, p=0):
+        return (i - k + 2 * p) // s
+
+    cases = [(227, 11, 4, 0), (28, 5, 1, 2)]
+    checks.function_matches(arith.conv_out_size, arith.conv_out_size, cases)
+    with pytest.raises(CheckFailed, match=r"off_by_one\(227, 11, 4, 0\) returned 54, expected 55"):
+        checks.function_matches(off_by_one, arith.conv_out_size, cases)
+
+
+class ScratchBN(nn.Module):
+    def __init__(self, num_features, num_dims, eps=1e-5, momentum=0.1, keep_stats=True):
+        super().__init__()
+        shape = (1, num_features) if num_dims == 2 else (1, num_features, 1, 1)
+        self.gamma, self.beta = nn.Parameter(torch.ones(shape)), nn.Parameter(torch.zeros(shape))
+        self.register_buffer("moving_mean", torch.zeros(shape))
+        self.register_buffer("moving_var", torch.ones(shape))
+        self.eps, self.momentum, self.keep_stats, self.dims = eps, momentum, keep_stats, num_dims
+
+    def forward(self, x):
+        axes = (0,) if self.dims == 2 else (0, 2, 3)
+        if self.training:
+            mean, var = x.mean(axes, keepdim=True), x.var(axes, unbiased=False, keepdim=True)
+            if self.keep_stats:
+                n = x.numel() / x.shape[1]
+                with torch.no_grad():
+                    self.moving_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
+                    self.moving_var.mul_(1 - self.momentum).add_(self.momentum * var * n / (n - 1))
+        else:
+            mean, var = self.moving_mean, self.moving_var
+        return self.gamma * (x - mean) / torch.sqrt(var + self.eps) + self.beta
+
+
+@pytest.mark.parametrize("dims", [2, 4])
+def test_batchnorm_from_scratch(dims):
+    checks.batchnorm_matches(lambda: ScratchBN(6, dims), dims)
+    with pytest.raises(CheckFailed, match="moving mean is .* expected"):
+        checks.batchnorm_matches(lambda: ScratchBN(6, dims, keep_stats=False), dims)

@@ -1,0 +1,432 @@
+"""Checks that tell a student exactly what is wrong with a block they wrote.
+
+Every check raises :class:`CheckFailed` (an ``AssertionError``) whose message names the first
+branch or layer that differs from zoolib's reference, what it produced, what was expected,
+and a hint. Structural checks run on meta tensors, so checking a large block is instant;
+only :func:`same_function`, :func:`gradients_flow` and the batch-norm checks compute.
+
+The assignments' test cells call these; students can call them too while they work.
+"""
+from __future__ import annotations
+
+import inspect
+import types
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from .profiler import meta_clone
+
+__all__ = ["CheckFailed", "expect_shape", "same_structure", "same_function", "gradients_flow",
+           "not_reference", "function_matches", "batchnorm_matches", "param_count"]
+
+_PARAM_LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase)
+
+
+class CheckFailed(AssertionError):
+    """A check failed; the message is written for the student."""
+
+
+def _fmt(shape) -> str:
+    return "x".join(str(int(s)) for s in shape) if shape is not None else "nothing"
+
+
+def _describe(m: nn.Module) -> str:
+    if isinstance(m, nn.modules.conv._ConvNd):
+        k = "x".join(map(str, m.kernel_size))
+        extra = "" if m.stride in (1, (1, 1)) else f", stride {m.stride[0] if len(set(m.stride)) == 1 else m.stride}"
+        pad = m.padding if isinstance(m.padding, str) else (m.padding[0] if len(set(m.padding)) == 1 else m.padding)
+        return f"{type(m).__name__} {k}, {m.in_channels}->{m.out_channels}{extra}, padding {pad}"
+    if isinstance(m, nn.Linear):
+        return f"Linear {m.in_features}->{m.out_features}"
+    if isinstance(m, nn.modules.batchnorm._NormBase):
+        return f"{type(m).__name__}({m.num_features})"
+    return type(m).__name__
+
+
+def param_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@dataclass
+class _Call:
+    name: str
+    module: nn.Module
+    in_shape: tuple | None
+    out_shape: tuple | None
+    params: int
+
+
+def _trace(module: nn.Module, x: torch.Tensor, calls: list[_Call] | None = None) -> tuple[list[_Call], torch.Tensor]:
+    """Run ``module`` and list its parameterised layers in the order they were called.
+
+    ``calls`` is filled as the forward pass goes, so a caller keeps what ran before a crash.
+    """
+    names = {id(m): n for n, m in module.named_modules()}
+    calls = [] if calls is None else calls
+
+    def hook(m, inputs, output):
+        tin = next((t for t in inputs if isinstance(t, torch.Tensor)), None)
+        tout = output if isinstance(output, torch.Tensor) else next(
+            (t for t in (output if isinstance(output, (tuple, list)) else []) if isinstance(t, torch.Tensor)), None)
+        calls.append(_Call(names.get(id(m), "?"), m, tuple(tin.shape) if tin is not None else None,
+                           tuple(tout.shape) if tout is not None else None,
+                           sum(p.numel() for p in m.parameters(recurse=False))))
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, _PARAM_LAYERS)]
+    try:
+        out = module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return calls, out
+
+
+def _meta_run(module: nn.Module, input_size: Sequence[int]):
+    """Trace ``module`` on meta tensors: (calls, output, error message or None)."""
+    clone = meta_clone(module).eval()
+    x = torch.empty(tuple(input_size), device="meta")
+    calls: list[_Call] = []
+    try:
+        with torch.no_grad():
+            _, out = _trace(clone, x, calls)
+        return calls, out, None
+    except Exception as err:  # keep the layers that ran: the culprit is usually among them
+        return calls, None, f"{type(err).__name__}: {str(err).splitlines()[0]}"
+
+
+def _branch(name: str) -> str:
+    head = name.split(".")[0]
+    return f" (in '{head}')" if "." in name else ""
+
+
+def _hint(mine: _Call | None, ref: _Call | None) -> str:
+    if mine is None:
+        return f"a layer is missing: the reference has a {_describe(ref.module)} here."
+    if ref is None:
+        return f"there is an extra {_describe(mine.module)}: the reference has no layer here."
+    if type(mine.module) is not type(ref.module):
+        return f"expected a {_describe(ref.module)} here, found a {_describe(mine.module)}."
+    a, b = mine.module, ref.module
+    if isinstance(b, nn.modules.conv._ConvNd):
+        if a.in_channels != b.in_channels:
+            return (f"this convolution expects {a.in_channels} input channels but the layer before gives "
+                    f"{b.in_channels}: check the widths of the layers that feed it.")
+        if a.out_channels != b.out_channels:
+            return f"out_channels should be {b.out_channels}, not {a.out_channels}: check the table's column for this branch."
+        if a.kernel_size != b.kernel_size:
+            return f"the kernel should be {_fmt(b.kernel_size)}, not {_fmt(a.kernel_size)}."
+        if a.stride != b.stride:
+            return f"the stride should be {b.stride}, not {a.stride}."
+        if a.padding != b.padding:
+            return (f"padding should be {b.padding}, not {a.padding}: a k x k convolution keeps the size "
+                    f"with padding (k-1)/2.")
+        if (a.bias is None) != (b.bias is None):
+            return "bias should be " + ("off (BatchNorm follows it)." if b.bias is None else "on.")
+        if a.groups != b.groups:
+            return f"groups should be {b.groups}."
+    if isinstance(b, nn.Linear) and (a.in_features, a.out_features) != (b.in_features, b.out_features):
+        return f"expected Linear({b.in_features}, {b.out_features})."
+    if isinstance(b, nn.modules.batchnorm._NormBase) and a.num_features != b.num_features:
+        return f"BatchNorm should normalise {b.num_features} channels."
+    if mine.in_shape != ref.in_shape:
+        return "its input already differs: look at what happens before it (a pooling layer, a stride, the order)."
+    return "compare this layer's settings with the reference's."
+
+
+def same_structure(block: nn.Module, reference: nn.Module, input_size: Sequence[int], what: str | None = None) -> None:
+    """``block`` must have the reference's layers, shapes and parameter counts (checked on meta tensors)."""
+    what = what or f"your {type(block).__name__}"
+    mine, out, crash = _meta_run(block, input_size)
+    ref, ref_out, ref_crash = _meta_run(reference, input_size)
+    if ref_crash:
+        raise ValueError(f"the reference itself fails on {_fmt(input_size)}: {ref_crash}")
+    for i in range(len(mine) if crash else max(len(mine), len(ref))):
+        a = mine[i] if i < len(mine) else None
+        b = ref[i] if i < len(ref) else None
+        same = (a is not None and b is not None and type(a.module) is type(b.module)
+                and a.out_shape == b.out_shape and a.params == b.params and a.in_shape == b.in_shape)
+        if same:
+            continue
+        where = (f"layer {i + 1} '{a.name}'{_branch(a.name)}, a {_describe(a.module)}" if a is not None
+                 else f"after your last layer (the reference's layer {i + 1} is '{b.name}'{_branch(b.name)})")
+        lines = [f"{what} first differs from the reference at {where}:"]
+        if a is not None and b is not None:
+            lines.append(f"  output shape {_fmt(a.out_shape)}, expected {_fmt(b.out_shape)} "
+                         f"(reference layer '{b.name}', a {_describe(b.module)})")
+            lines.append(f"  parameters   {a.params:,}, expected {b.params:,}")
+        lines.append(f"  hint: {_hint(a, b)}")
+        if crash:
+            lines.append(f"  (the forward pass then fails: {crash})")
+        raise CheckFailed("\n".join(lines))
+    if crash:
+        raise CheckFailed(f"{what} fails on an input of shape {_fmt(input_size)}: {crash}")
+    out_shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+    ref_shape = tuple(ref_out.shape)
+    if out_shape != ref_shape:
+        raise CheckFailed(f"{what}'s layers all match, but it returns {_fmt(out_shape)} instead of "
+                          f"{_fmt(ref_shape)} for an input of {_fmt(input_size)}.\n  hint: check how the "
+                          f"branches are combined (torch.cat along dim=1) and the pooling steps.")
+    mine_total, ref_total = param_count(block), param_count(reference)
+    if mine_total != ref_total:
+        raise CheckFailed(f"{what} has {mine_total:,} parameters, the reference {ref_total:,}, although every "
+                          f"layer that ran matches.\n  hint: a layer is created in __init__ but never used in forward.")
+
+
+def expect_shape(block: nn.Module, input_size: Sequence[int], expected: Sequence[int], what: str | None = None) -> None:
+    """The block maps a ``input_size`` tensor to ``expected`` (checked on meta tensors)."""
+    what = what or f"your {type(block).__name__}"
+    _, out, crash = _meta_run(block, input_size)
+    if crash:
+        raise CheckFailed(f"{what} fails on an input of shape {_fmt(input_size)}: {crash}")
+    got = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+    if got != tuple(expected):
+        raise CheckFailed(f"{what} maps an input of {_fmt(input_size)} to {_fmt(got)}; expected {_fmt(expected)}.")
+
+
+def _copy_weights(block: nn.Module, reference: nn.Module, what: str) -> None:
+    src, dst = reference.state_dict(), block.state_dict()
+    src_shapes = [tuple(v.shape) for v in src.values()]
+    dst_shapes = [tuple(v.shape) for v in dst.values()]
+    if src_shapes != dst_shapes:
+        for i, (a, b) in enumerate(zip(dst_shapes, src_shapes)):
+            if a != b:
+                name = list(dst)[i]
+                raise CheckFailed(f"{what}'s tensors do not line up with the reference's: '{name}' is {_fmt(a)}, "
+                                  f"the reference's tensor at that position is {_fmt(b)}.\n  hint: create the "
+                                  f"layers in __init__ in the same order as the reference (branch by branch).")
+        raise CheckFailed(f"{what} has {len(dst)} weight tensors, the reference {len(src)}.\n  hint: a layer "
+                          f"(or a bias) is missing or extra.")
+    block.load_state_dict(dict(zip(dst, src.values())))
+
+
+def same_function(block: nn.Module, reference: nn.Module, x: torch.Tensor, what: str | None = None,
+                  atol: float = 1e-5, train: bool = False) -> None:
+    """With the reference's weights loaded, ``block`` computes what the reference computes."""
+    what = what or f"your {type(block).__name__}"
+    _copy_weights(block, reference, what)
+    block.train(train)
+    reference.train(train)
+    with torch.no_grad():
+        try:
+            mine, out = _trace(block, x)
+        except Exception as err:
+            raise CheckFailed(f"{what} fails on an input of shape {_fmt(x.shape)}: {type(err).__name__}: "
+                              f"{str(err).splitlines()[0]}") from None
+        ref, ref_out = _trace(reference, x)
+    if not isinstance(out, torch.Tensor) or out.shape != ref_out.shape:
+        raise CheckFailed(f"{what} returns {_fmt(getattr(out, 'shape', None))}, expected {_fmt(ref_out.shape)}.")
+    diff = (out - ref_out).abs().max().item()
+    if diff <= atol:
+        return
+    # Pair the layers as their weights were paired (registration order) and report the first
+    # whose output differs: layers before it in its branch still computed the right thing.
+    for (name, a), (_, b) in zip(_activations(block, x), _activations(reference, x)):
+        if a.shape != b.shape:
+            raise CheckFailed(f"with the reference's weights, '{name}' in {what} outputs {_fmt(a.shape)}, the "
+                              f"matching reference layer {_fmt(b.shape)}.\n  hint: check the order in which the "
+                              f"branches run and are concatenated.")
+        if (a - b).abs().max().item() > atol:
+            raise CheckFailed(f"with the reference's weights, {what} computes something else: the output of "
+                              f"'{name}' already differs (max difference {(a - b).abs().max().item():.3g}).\n  hint: "
+                              f"check what feeds this layer: the order of convolution, normalisation and ReLU, a "
+                              f"missing ReLU, or a pooling step.")
+    raise CheckFailed(f"with the reference's weights, {what}'s output differs by up to {diff:.3g}, although every "
+                      f"layer's output matches.\n  hint: check how the branches are combined: the order of "
+                      f"torch.cat, a residual addition or its scale, and the final ReLU.")
+
+
+def _activations(module: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """Output of every parameterised layer, listed in registration order."""
+    layers = [(n, m) for n, m in module.named_modules() if isinstance(m, _PARAM_LAYERS)]
+    outputs: dict[int, torch.Tensor] = {}
+    handles = [m.register_forward_hook(lambda m, i, o: outputs.setdefault(id(m), o.detach().clone()))
+               for _, m in layers]
+    try:
+        with torch.no_grad():
+            module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return [(n, outputs[id(m)]) for n, m in layers if id(m) in outputs]
+
+
+def gradients_flow(block: nn.Module, x: torch.Tensor, what: str | None = None) -> None:
+    """A backward pass reaches the input and every parameter, with finite values."""
+    what = what or f"your {type(block).__name__}"
+    x = x.clone().requires_grad_(True)
+    block.train()
+    block.zero_grad(set_to_none=True)
+    out = block(x)
+    out = out[0] if isinstance(out, tuple) else out
+    (out.float() * torch.randn_like(out)).sum().backward()
+    dead = [n for n, p in block.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
+    if dead:
+        raise CheckFailed(f"no gradient reaches {', '.join(repr(d) for d in dead[:3])}"
+                          f"{' ...' if len(dead) > 3 else ''} in {what}.\n  hint: is that layer used in forward, "
+                          f"and is its result detached (.detach(), .data, torch.no_grad) anywhere?")
+    if x.grad is None or not torch.isfinite(x.grad).all() or not x.grad.abs().sum():
+        raise CheckFailed(f"no (finite) gradient reaches the input of {what}.\n  hint: avoid .detach(), .data "
+                          f"and in-place changes to the input.")
+
+
+def _zoolib_origin(obj) -> str | None:
+    mod = getattr(obj, "__module__", "") or ""
+    if mod == "zoolib" or mod.startswith("zoolib.") or mod.startswith("torchvision.models") or mod.startswith("timm."):
+        return f"{mod}.{getattr(obj, '__qualname__', type(obj).__name__)}"
+    return None
+
+
+def not_reference(obj, allowed: Iterable[type] = (), what: str | None = None) -> None:
+    """Fail when ``obj`` is, subclasses, contains or calls zoolib's (or torchvision's/timm's) reference code.
+
+    ``allowed`` lists the shared building blocks an assignment lets students use (e.g. BasicConv2d).
+    """
+    allowed = tuple(allowed)
+    what = what or f"your {getattr(obj, '__name__', type(obj).__name__)}"
+    why = ("This block earns no points: the exercise is to write it yourself, not to reuse the course's "
+           "reference implementation")
+
+    def bad_class(cls) -> str | None:
+        for base in inspect.getmro(cls):
+            if base in allowed or base.__module__.startswith("torch."):
+                continue
+            origin = _zoolib_origin(base)
+            if origin:
+                return origin
+        return None
+
+    if isinstance(obj, nn.Module):
+        origin = bad_class(type(obj))
+        if origin:
+            raise CheckFailed(f"{what} subclasses the reference {origin}. {why}.")
+        for name, m in obj.named_modules():
+            origin = bad_class(type(m))
+            if origin:
+                raise CheckFailed(f"{what} uses the reference: '{name}' is {origin}. {why}.")
+        classes = [type(obj)]
+    elif inspect.isclass(obj):
+        classes = [obj]
+    else:
+        classes = []
+    functions = []
+    for cls in classes:
+        origin = bad_class(cls)
+        if origin:
+            raise CheckFailed(f"{what} subclasses the reference {origin}. {why}.")
+        functions += [f for f in vars(cls).values() if isinstance(f, types.FunctionType)]
+    if isinstance(obj, types.FunctionType):
+        functions.append(obj)
+        if _zoolib_origin(obj):
+            raise CheckFailed(f"{what} is the reference {_zoolib_origin(obj)}. {why}.")
+    for fn in functions:
+        for name in fn.__code__.co_names:
+            target = fn.__globals__.get(name)
+            if isinstance(target, types.ModuleType) and (target.__name__ == "zoolib" or target.__name__.startswith("zoolib.")):
+                used = [n for n in fn.__code__.co_names if n != name]
+                raise CheckFailed(f"{what} calls into the reference package '{target.__name__}' "
+                                  f"({fn.__qualname__} uses {name}.{used[0] if used else '...'}). {why}.")
+            origin = _zoolib_origin(target) if target is not None and not isinstance(target, type(None)) else None
+            if origin and not (inspect.isclass(target) and issubclass(target, allowed)) and target not in allowed:
+                raise CheckFailed(f"{what} calls the reference {origin} (in {fn.__qualname__}). {why}.")
+
+
+def function_matches(fn: Callable, reference: Callable, cases: Iterable[tuple], what: str | None = None,
+                     hint: str = "") -> None:
+    """``fn(*case)`` equals ``reference(*case)`` for every case; the first wrong case is reported."""
+    what = what or getattr(fn, "__name__", "your function")
+    for case in cases:
+        args, kwargs = (case[0], case[1]) if len(case) == 2 and isinstance(case[1], dict) else (case, {})
+        call = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
+        expected = reference(*args, **kwargs)
+        try:
+            got = fn(*args, **kwargs)
+        except NotImplementedError:
+            raise CheckFailed(f"{what} is not written yet (it raises NotImplementedError).") from None
+        except Exception as err:
+            raise CheckFailed(f"{what}({call}) raised {type(err).__name__}: {err}") from None
+        if got != expected:
+            raise CheckFailed(f"{what}({call}) returned {got!r}, expected {expected!r}." + (f"\n  hint: {hint}" if hint else ""))
+
+
+def batchnorm_matches(make_layer: Callable[[], nn.Module], num_dims: int, num_features: int = 6,
+                      eps: float = 1e-5, momentum: float = 0.1, batch: int = 8, what: str = "your BatchNorm",
+                      seed: int = 0) -> None:
+    """A from-scratch batch norm behaves as PyTorch's in training and in eval mode, running statistics included."""
+    g = torch.Generator().manual_seed(seed)
+    reference = (nn.BatchNorm1d if num_dims == 2 else nn.BatchNorm2d)(num_features, eps=eps, momentum=momentum)
+    layer = make_layer()
+    shape = (batch, num_features) if num_dims == 2 else (batch, num_features, 5, 4)
+    with torch.no_grad():
+        gamma = torch.rand(num_features, generator=g) + 0.5
+        beta = torch.randn(num_features, generator=g)
+        for m in (reference,):
+            m.weight.copy_(gamma)
+            m.bias.copy_(beta)
+        _set_affine(layer, gamma, beta, what)
+    layer.train()
+    reference.train()
+    for step in range(3):
+        x = torch.randn(shape, generator=g) * (step + 1) + step
+        with torch.no_grad():
+            out, ref = layer(x), reference(x)
+        if out.shape != ref.shape:
+            raise CheckFailed(f"{what} returns {_fmt(out.shape)} in training mode for an input of {_fmt(shape)}.")
+        if not torch.allclose(out, ref, atol=1e-4):
+            per_channel = (x - x.mean(0, keepdim=True)) if num_dims == 2 else None
+            hint = ("normalise with the mean and variance over the batch" +
+                    (" and over height and width, one pair per channel" if num_dims == 4 else "") +
+                    ", using the biased variance, and eps inside the square root")
+            del per_channel
+            raise CheckFailed(f"in training mode, {what}'s output differs from nn.BatchNorm{'1d' if num_dims == 2 else '2d'}"
+                              f" (max difference {(out - ref).abs().max().item():.3g}) on training step {step + 1}.\n"
+                              f"  hint: {hint}.")
+        stats = _running_stats(layer, what)
+        for name, mine, theirs in (("moving mean", stats[0], reference.running_mean),
+                                   ("moving variance", stats[1], reference.running_var)):
+            if mine is None or mine.numel() != theirs.numel() or not torch.allclose(mine.reshape(-1), theirs, atol=1e-4):
+                raise CheckFailed(f"after training step {step + 1}, {what}'s {name} is "
+                                  f"{'missing' if mine is None else [round(v, 4) for v in mine.reshape(-1)[:3].tolist()]}"
+                                  f", expected {[round(v, 4) for v in theirs[:3].tolist()]} (first channels).\n  hint: "
+                                  f"update it in training mode only, as (1 - momentum) * old + momentum * batch value"
+                                  f"{' with the unbiased batch variance' if name == 'moving variance' else ''}.")
+    layer.eval()
+    reference.eval()
+    for batch_size in (batch, 1):
+        x = torch.randn((batch_size,) + shape[1:], generator=g) * 3 + 1
+        with torch.no_grad():
+            out, ref = layer(x), reference(x)
+        if not torch.allclose(out, ref, atol=1e-4):
+            raise CheckFailed(f"in eval mode, {what}'s output differs from PyTorch's (max difference "
+                              f"{(out - ref).abs().max().item():.3g}, batch of {batch_size}).\n  hint: in eval mode "
+                              f"normalise with the moving mean and variance, not the batch's, and do not update them.")
+        after = _running_stats(layer, what)
+        if not torch.allclose(after[0].reshape(-1), reference.running_mean, atol=1e-4):
+            raise CheckFailed(f"{what} changed its moving mean in eval mode.\n  hint: update the statistics only "
+                              f"when the layer is training.")
+
+
+def _set_affine(layer: nn.Module, gamma: torch.Tensor, beta: torch.Tensor, what: str) -> None:
+    params = dict(layer.named_parameters())
+    g = params.get("gamma", params.get("weight"))
+    b = params.get("beta", params.get("bias"))
+    if g is None or b is None:
+        raise CheckFailed(f"{what} needs learnable parameters named gamma and beta (one value per channel); "
+                          f"found {sorted(params) or 'none'}.")
+    if g.numel() != gamma.numel() or b.numel() != beta.numel():
+        raise CheckFailed(f"{what}'s gamma has {g.numel()} values and beta {b.numel()}; expected one per channel "
+                          f"({gamma.numel()}).")
+    g.copy_(gamma.reshape(g.shape))
+    b.copy_(beta.reshape(b.shape))
+
+
+def _running_stats(layer: nn.Module, what: str):
+    bufs = {**dict(layer.named_buffers()), **{k: v for k, v in vars(layer).items() if isinstance(v, torch.Tensor)}}
+    mean = bufs.get("moving_mean", bufs.get("running_mean"))
+    var = bufs.get("moving_var", bufs.get("running_var"))
+    if mean is None or var is None:
+        raise CheckFailed(f"{what} keeps no running statistics: expected tensors named moving_mean and moving_var "
+                          f"(registered with register_buffer).\n  hint: eval mode needs them.")
+    return mean, var
