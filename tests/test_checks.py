@@ -141,3 +141,11 @@ def test_batchnorm_from_scratch(dims):
     checks.batchnorm_matches(lambda: ScratchBN(6, dims), dims)
     with pytest.raises(CheckFailed, match="moving mean is .* expected"):
         checks.batchnorm_matches(lambda: ScratchBN(6, dims, keep_stats=False), dims)
+
+
+def test_expect_shape_diagnoses_with_a_reference_and_lists_layers_without():
+    block = StudentInception(**REF, pad5=1)
+    with pytest.raises(CheckFailed, match=r"(?s)'b3.1.conv'.*expected 1x32x28x28.*padding should be"):
+        checks.expect_shape(block, (1, 192, 28, 28), (1, 256, 28, 28), reference=reference())
+    with pytest.raises(CheckFailed, match=r"(?s)fails on an input.*the layers that ran.*b3.1.conv: Conv2d 5x5, 16->32, padding 1 -> 1x32x26x26"):
+        checks.expect_shape(block, (1, 192, 28, 28), (1, 256, 28, 28))

@@ -175,15 +175,24 @@ def same_structure(block: nn.Module, reference: nn.Module, input_size: Sequence[
                           f"layer that ran matches.\n  hint: a layer is created in __init__ but never used in forward.")
 
 
-def expect_shape(block: nn.Module, input_size: Sequence[int], expected: Sequence[int], what: str | None = None) -> None:
-    """The block maps a ``input_size`` tensor to ``expected`` (checked on meta tensors)."""
+def expect_shape(block: nn.Module, input_size: Sequence[int], expected: Sequence[int], what: str | None = None,
+                 reference: nn.Module | None = None) -> None:
+    """The block maps a ``input_size`` tensor to ``expected`` (checked on meta tensors).
+
+    On failure, a ``reference`` lets the message name the first wrong layer; without one it
+    lists the output shape of every layer that ran.
+    """
     what = what or f"your {type(block).__name__}"
-    _, out, crash = _meta_run(block, input_size)
-    if crash:
-        raise CheckFailed(f"{what} fails on an input of shape {_fmt(input_size)}: {crash}")
+    calls, out, crash = _meta_run(block, input_size)
     got = tuple(out.shape) if isinstance(out, torch.Tensor) else None
-    if got != tuple(expected):
-        raise CheckFailed(f"{what} maps an input of {_fmt(input_size)} to {_fmt(got)}; expected {_fmt(expected)}.")
+    if not crash and got == tuple(expected):
+        return
+    if reference is not None:
+        same_structure(block, reference, input_size, what)  # raises with the first wrong layer
+    problem = f"fails on an input of shape {_fmt(input_size)}: {crash}" if crash else (
+        f"maps an input of {_fmt(input_size)} to {_fmt(got)}; expected {_fmt(expected)}")
+    ran = "\n".join(f"    {c.name}: {_describe(c.module)} -> {_fmt(c.out_shape)}" for c in calls[-12:])
+    raise CheckFailed(f"{what} {problem}." + (f"\n  the layers that ran (last {min(len(calls), 12)}):\n{ran}" if calls else ""))
 
 
 def _copy_weights(block: nn.Module, reference: nn.Module, what: str) -> None:

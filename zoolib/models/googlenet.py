@@ -234,11 +234,12 @@ def googlenet_loss(outputs, target: Tensor, aux_weight: float = 0.3) -> Tensor:
     total = main + 0.3 * aux1 + 0.3 * aux2, the weighting of the paper and the lecture.
     A plain logits tensor (eval mode, or no auxiliary heads) gives the main loss alone.
     """
-    if not isinstance(outputs, GoogLeNetOutputs):
+    if isinstance(outputs, Tensor):
         return F.cross_entropy(outputs, target)
-    return (F.cross_entropy(outputs.logits, target)
-            + aux_weight * F.cross_entropy(outputs.aux1, target)
-            + aux_weight * F.cross_entropy(outputs.aux2, target))
+    logits, aux1, aux2 = outputs  # GoogLeNetOutputs or any (main, aux1, aux2) tuple
+    return (F.cross_entropy(logits, target)
+            + aux_weight * F.cross_entropy(aux1, target)
+            + aux_weight * F.cross_entropy(aux2, target))
 
 
 class BNInception(nn.Module):

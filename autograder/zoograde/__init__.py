@@ -1,0 +1,2 @@
+"""Instructor tooling for the CNN Zoo nbgrader course."""
+__all__ = ["sources", "preprocessors"]

@@ -1,0 +1,165 @@
+"""The nbgrader course, round trip: release, submit, autograde, feedback, export.
+
+On a temporary copy of ``autograder/``, with nbgrader's own commands:
+
+- the released notebooks carry no solution and no hidden test;
+- the reference solutions score full marks, the untouched release scores zero;
+- every wrong submission in ``assignments/<name>.cases.yml`` scores exactly its points,
+  and its feedback shows the diagnostic message and no hidden test.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COURSE = ROOT / "autograder"
+ASSIGNMENTS = sorted(p.stem for p in (COURSE / "assignments").glob("*.py"))
+BIN = Path(sys.executable).parent
+
+
+def nbgrader(course: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # nbgrader runs `alembic`
+    run = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=env, capture_output=True, text=True,
+                         timeout=timeout)
+    assert run.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{(run.stdout + run.stderr)[-4000:]}"
+    return run
+
+
+def _solution_cells(name: str) -> dict[str, str]:
+    nb = nbformat.read(COURSE / "source" / name / f"{name}.ipynb", as_version=4)
+    strip = lambda s: "\n".join(l for l in s.splitlines() if "### BEGIN SOLUTION" not in l and "### END SOLUTION" not in l)
+    return {c.metadata["nbgrader"]["grade_id"]: strip(c.source) for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("solution")}
+
+
+def _hidden_lines(name: str) -> list[str]:
+    nb = nbformat.read(COURSE / "source" / name / f"{name}.ipynb", as_version=4)
+    lines = []
+    for c in nb.cells:
+        inside = False
+        for line in c.source.splitlines():
+            if "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and len(line.strip()) > 25:
+                lines.append(line.strip())
+    return lines
+
+
+def _cases(name: str) -> dict:
+    return yaml.safe_load((COURSE / "assignments" / f"{name}.cases.yml").read_text())
+
+
+def test_sources_are_built_from_the_assignment_files():
+    from zoograde import sources
+
+    for name in ASSIGNMENTS:
+        expected = nbformat.writes(sources.to_notebook(sources.parse((COURSE / "assignments" / f"{name}.py").read_text()))) + "\n"
+        assert (COURSE / "source" / name / f"{name}.ipynb").read_text() == expected, \
+            f"source/{name} is stale: run `python -m zoograde.sources`"
+
+
+def test_every_assignment_has_graded_blocks_and_cases():
+    for name in ASSIGNMENTS:
+        nb = nbformat.read(COURSE / "source" / name / f"{name}.ipynb", as_version=4)
+        tests = [c for c in nb.cells if c.metadata["nbgrader"].get("grade")]
+        assert 3 <= len(tests) <= 6, f"{name}: {len(tests)} graded blocks"
+        assert all("BEGIN HIDDEN TESTS" in c.source for c in tests), f"{name}: a test cell has no hidden tests"
+        assert sum(c.metadata["nbgrader"]["points"] for c in tests) == _cases(name)["max_points"]
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory):
+    """Release every assignment, submit the reference, the blank release and the wrong cases; grade all."""
+    course = tmp_path_factory.mktemp("course")
+    shutil.copytree(COURSE, course, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("gradebook.db", "release", "submitted", "autograded", "feedback",
+                                                  "__pycache__", "*.csv"))
+    students: dict[str, dict] = {}
+    for name in ASSIGNMENTS:
+        nbgrader(course, "generate_assignment", name, "--force")
+        release = nbformat.read(course / "release" / name / f"{name}.ipynb", as_version=4)
+        solutions = _solution_cells(name)
+        cases = _cases(name)
+        plan = [("reference", [], None), ("blank", None, None)] + [
+            (f"case{i}", case["edits"], case) for i, case in enumerate(cases["cases"])]
+        for student, edits, case in plan:
+            nb = copy.deepcopy(release)
+            if edits is not None:
+                for cell in nb.cells:
+                    gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+                    if gid in solutions:
+                        cell.source = solutions[gid]
+                for edit in edits:
+                    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == edit["cell"])
+                    assert edit["old"] in cell.source, f"{name}/{case['name']}: {edit['old']!r} not in {edit['cell']}"
+                    cell.source = cell.source.replace(edit["old"], edit["new"])
+            target = course / "submitted" / student / name / f"{name}.ipynb"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, target)
+            students.setdefault(name, {})[student] = case
+        nbgrader(course, "autograde", name, "--force")
+        nbgrader(course, "generate_feedback", name, "--force")
+    nbgrader(course, "export")
+    return course, students
+
+
+def _scores(course: Path, name: str, student: str) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        nb = gb.find_submission_notebook(name, name, student)
+        return {g.name: g.score for g in nb.grades}
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_release_has_no_solutions_or_hidden_tests(graded, name):
+    course, _ = graded
+    text = (course / "release" / name / f"{name}.ipynb").read_text()
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+    leaked = [line for line in _hidden_lines(name) if line in text]
+    assert not leaked, f"hidden test lines in the release: {leaked[:3]}"
+    solutions = [l.strip() for s in _solution_cells(name).values() for l in s.splitlines()
+                 if len(l.strip()) > 30 and not l.strip().startswith(("def ", "class ", "return", '"""', "super"))]
+    assert not [l for l in solutions if l in text], "solution code in the release"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_reference_full_marks_and_blank_zero(graded, name):
+    course, _ = graded
+    max_points = _cases(name)["max_points"]
+    assert sum(_scores(course, name, "reference").values()) == max_points, _scores(course, name, "reference")
+    assert sum(_scores(course, name, "blank").values()) == 0, _scores(course, name, "blank")
+
+
+@pytest.mark.parametrize("name,index", [(n, i) for n in ASSIGNMENTS for i in range(len(_cases(n)["cases"]))])
+def test_wrong_submission_scores_its_points_and_is_told_why(graded, name, index):
+    course, students = graded
+    case = students[name][f"case{index}"]
+    assert _scores(course, name, f"case{index}") == {k: float(v) for k, v in case["points"].items()}, case["name"]
+    feedback = (course / "feedback" / f"case{index}" / name / f"{name}.html").read_text()
+    import html
+
+    text = html.unescape(re.sub(r"<[^>]+>", "", feedback))
+    for message in case["feedback"]:
+        assert message in text, f"{case['name']}: feedback lacks {message!r}"
+    leaked = [line for line in _hidden_lines(name) if line in text]
+    assert not leaked, f"hidden tests in the feedback: {leaked[:2]}"
+
+
+def test_export_has_every_submission(graded):
+    course, students = graded
+    rows = list(csv.DictReader((course / "grades.csv").open()))
+    assert len(rows) == sum(len(s) for s in students.values())
