@@ -8,4 +8,3 @@ import os
 os.environ["ZOO_OFFLINE"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("ZOO_MODE", "fast")
-os.environ.setdefault("MPLBACKEND", "Agg")

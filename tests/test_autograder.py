@@ -165,3 +165,14 @@ def test_export_has_every_submission(graded):
     course, students = graded
     rows = list(csv.DictReader((course / "grades.csv").open()))
     assert len(rows) == sum(len(s) for s in students.values())
+
+
+def test_book_pages_are_the_student_versions():
+    from zoograde import pages
+
+    for name in ASSIGNMENTS:
+        page = ROOT / "book" / "assignments" / f"{name}.ipynb"
+        assert page.read_text() == nbformat.writes(pages.student_version(name)) + "\n", \
+            f"book/assignments/{name}.ipynb is stale: run `python -m zoograde.pages`"
+        text = page.read_text()
+        assert "HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text and "raise NotImplementedError()" in text

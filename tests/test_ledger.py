@@ -61,3 +61,9 @@ def test_every_lecture_is_covered(lectures_dir):
 def test_dataframe():
     df = ledger.to_dataframe()
     assert len(df) == len(RECORDS) and set(df.verdict) <= {"exact", "rounded", "erratum"}
+
+
+def test_records_can_be_filtered_without_evaluating_everything():
+    some = ledger.records(match="googlenet table 1, inception4c")
+    assert [r.claim for r in some] == ["GoogLeNet Table 1, inception4c: params 463K", "GoogLeNet Table 1, inception4c: ops 100M"]
+    assert [r.verdict for r in ledger.errata(match="inception4c")] == ["erratum"]

@@ -580,13 +580,15 @@ def _records() -> tuple[Record, ...]:
     return tuple(_evaluate(c) for c in CLAIMS)
 
 
-def records() -> list[Record]:
-    """Every claim, recomputed and judged (computed once per process)."""
-    return list(_records())
+def records(match: str | None = None) -> list[Record]:
+    """Every claim, recomputed and judged (once per process); ``match`` keeps claims containing it."""
+    if match is None:
+        return list(_records())
+    return [_evaluate(c) for c in CLAIMS if match.lower() in c.claim.lower()]
 
 
-def errata() -> list[Record]:
-    return [r for r in records() if r.verdict == "erratum"]
+def errata(match: str | None = None) -> list[Record]:
+    return [r for r in records(match) if r.verdict == "erratum"]
 
 
 def to_dataframe():
