@@ -161,10 +161,15 @@ def test_wrong_submission_scores_its_points_and_is_told_why(graded, name, index)
     assert not leaked, f"hidden tests in the feedback: {leaked[:2]}"
 
 
-def test_export_has_every_submission(graded):
+def test_export_has_every_submission_with_its_score(graded):
     course, students = graded
-    rows = list(csv.DictReader((course / "grades.csv").open()))
-    assert len(rows) == sum(len(s) for s in students.values())
+    # nbgrader exports one row per student and assignment, submitted or not
+    rows = {(r["assignment"], r["student_id"]): r for r in csv.DictReader((course / "grades.csv").open())}
+    for name, submitted in students.items():
+        for student in submitted:
+            row = rows[(name, student)]
+            assert float(row["score"]) == sum(_scores(course, name, student).values())
+            assert float(row["max_score"]) == _cases(name)["max_points"]
 
 
 def test_book_pages_are_the_student_versions():
@@ -176,3 +181,11 @@ def test_book_pages_are_the_student_versions():
             f"book/assignments/{name}.ipynb is stale: run `python -m zoograde.pages`"
         text = page.read_text()
         assert "HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text and "raise NotImplementedError()" in text
+
+
+def test_the_assignments_page_lists_every_assignment_with_its_points():
+    table = (ROOT / "book" / "assignments" / "index.md").read_text()
+    listed = dict(re.findall(r"\{doc\}`(\w+)` \| [^|]+ \| (\d+) \|", table))
+    every = sorted(p.stem for p in (COURSE / "assignments").glob("*.py"))
+    assert sorted(listed) == every
+    assert all(int(listed[n]) == _cases(n)["max_points"] for n in every)

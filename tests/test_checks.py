@@ -77,7 +77,8 @@ def test_same_function_finds_the_first_wrong_layer():
             b2 = self.b2[1].conv(self.b2[0](x))  # forgot the ReLU
             return torch.cat([self.b1(x), b2, self.b3(x), self.b4(x)], 1)
 
-    with pytest.raises(CheckFailed, match="computes something else"):
+    with pytest.raises(CheckFailed, match=r"the output of 'b2' in your NoReluOn3x3 differs from the reference's "
+                                          r"'branch2'.*although each of its layers computes the same"):
         checks.same_function(NoReluOn3x3(**REF), reference(), torch.randn(1, 192, 8, 8))
 
 
@@ -149,3 +150,13 @@ def test_expect_shape_diagnoses_with_a_reference_and_lists_layers_without():
         checks.expect_shape(block, (1, 192, 28, 28), (1, 256, 28, 28), reference=reference())
     with pytest.raises(CheckFailed, match=r"(?s)fails on an input.*the layers that ran.*b3.1.conv: Conv2d 5x5, 16->32, padding 1 -> 1x32x26x26"):
         checks.expect_shape(block, (1, 192, 28, 28), (1, 256, 28, 28))
+
+
+def test_same_function_names_the_right_layer_behind_inplace_relus():
+    class AvgInsteadOfMax(StudentInception):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.b4[0] = nn.AvgPool2d(3, 1, 1)
+
+    with pytest.raises(CheckFailed, match=r"the output of 'b4.1.conv' already differs"):
+        checks.same_function(AvgInsteadOfMax(**REF), reference(), torch.randn(1, 192, 8, 8))

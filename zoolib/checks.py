@@ -242,17 +242,48 @@ def same_function(block: nn.Module, reference: nn.Module, x: torch.Tensor, what:
                               f"'{name}' already differs (max difference {(a - b).abs().max().item():.3g}).\n  hint: "
                               f"check what feeds this layer: the order of convolution, normalisation and ReLU, a "
                               f"missing ReLU, or a pooling step.")
+    # Every layer computes the same: compare whole branches (children with weights, paired in order).
+    mine_children, ref_children = _branch_outputs(block, x), _branch_outputs(reference, x)
+    if len(mine_children) == len(ref_children):
+        for (name, a), (ref_name, b) in zip(mine_children, ref_children):
+            if a.shape == b.shape and (a - b).abs().max().item() > atol:
+                raise CheckFailed(f"with the reference's weights, the output of '{name}' in {what} differs from the "
+                                  f"reference's '{ref_name}' (max difference {(a - b).abs().max().item():.3g}), "
+                                  f"although each of its layers computes the same.\n  hint: check the activation "
+                                  f"(ReLU) or pooling after its layers.")
     raise CheckFailed(f"with the reference's weights, {what}'s output differs by up to {diff:.3g}, although every "
                       f"layer's output matches.\n  hint: check how the branches are combined: the order of "
                       f"torch.cat, a residual addition or its scale, and the final ReLU.")
+
+
+def _branch_outputs(module: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """Outputs of the direct children that hold weights, in registration order."""
+    children = [(n, m) for n, m in module.named_children() if any(True for _ in m.parameters())]
+    outputs: dict[int, torch.Tensor] = {}
+
+    def keep(m, _inputs, output) -> None:
+        if isinstance(output, torch.Tensor):
+            outputs.setdefault(id(m), output.detach().clone())
+
+    handles = [m.register_forward_hook(keep) for _, m in children]
+    try:
+        with torch.no_grad():
+            module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return [(n, outputs[id(m)]) for n, m in children if id(m) in outputs]
 
 
 def _activations(module: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
     """Output of every parameterised layer, listed in registration order."""
     layers = [(n, m) for n, m in module.named_modules() if isinstance(m, _PARAM_LAYERS)]
     outputs: dict[int, torch.Tensor] = {}
-    handles = [m.register_forward_hook(lambda m, i, o: outputs.setdefault(id(m), o.detach().clone()))
-               for _, m in layers]
+
+    def keep(m, _inputs, output) -> None:  # must return None: a returned value replaces the output
+        outputs.setdefault(id(m), output.detach().clone())
+
+    handles = [m.register_forward_hook(keep) for _, m in layers]
     try:
         with torch.no_grad():
             module(x)
