@@ -1,0 +1,482 @@
+# %% [markdown]
+# # Assignment 6: the modules of Inception-v3
+#
+# In this assignment you build the four kinds of module that Inception-v3 (Szegedy et al.,
+# 2016, "Rethinking the Inception Architecture for Computer Vision") stacks between its stem
+# and its classifier, and the loss it trains with:
+#
+# 1. module A, the 35×35 module of Figure 5 (3 points);
+# 2. module B, the 17×17 module of Figure 6 with $n = 7$ (3 points);
+# 3. module C, the 8×8 module of Figure 7 with the expanded filter bank (3 points);
+# 4. the grid reduction from 35×35 to 17×17, in the style of Figure 10 (3 points);
+# 5. the label-smoothing loss of Section 7 (2 points).
+#
+# The widths are those of the network Google released (and torchvision ports), which differs
+# from the paper's figures in a few places; the tables below are the ones to follow. Each
+# answer cell is followed by a test cell. The visible test checks one shape on one input;
+# when you submit, more tests run (other grids and widths, batch size 1, parameter counts,
+# outputs with the reference's weights loaded, gradients). Their messages tell you which
+# branch or layer is wrong. You can run `zoolib.checks` yourself while you work.
+#
+# **Conventions.** Every convolution of these modules is a `BasicConv2d(in_channels,
+# out_channels, kernel_size, stride=1, padding=0)`: a convolution without bias, a BatchNorm
+# with `eps=1e-3` and a ReLU. It is imported for you in the setup cell, and you may use it
+# (write `BasicConv2d(...)`, not `zoolib.BasicConv2d(...)`). Kernel sizes are written
+# height × width, as PyTorch takes them: a "1×7" convolution is `kernel_size=(1, 7)` and
+# keeps the grid with `padding=(0, 3)`.
+#
+# The tests load the reference's weights into your module *by position*, and compare your
+# layers with the reference's in the order they run. So create the layers in `__init__` in
+# exactly the order of each table (branch by branch, top to bottom), run them in `forward`
+# in that same order, and concatenate the branches in that order.
+#
+# Write your own code: an answer that imports or subclasses the course's reference
+# implementation (`zoolib`'s modules other than `BasicConv2d`) earns no points for that block.
+
+# %% [code]
+import warnings
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from zoolib import BasicConv2d, checks
+
+# nbgrader scores a test cell zero when it writes to stderr: a harmless library warning
+# must not cost points.
+warnings.filterwarnings("ignore")
+
+torch.manual_seed(0)
+
+# %% [markdown]
+# ## 1. Module A (Figure 5, 35×35)
+#
+# Figure 5 replaces GoogLeNet's 5×5 convolution by two stacked 3×3 convolutions, which see
+# the same 5×5 window for 18/25 of the cost. The released network keeps a 1×1 → 5×5 branch
+# as well, so module A has four branches. Its constructor is `InceptionA(in_channels,
+# pool_features)`; only the pooling branch's width varies between the three copies of the
+# network (32, 64, 64 at inputs of 192, 256, 288 channels).
+#
+# | attribute | layers, in order |
+# | --- | --- |
+# | `branch1x1` | 1×1 conv to 64 |
+# | `branch5x5` | 1×1 conv to 48; 5×5 conv to 64 (padding 2) |
+# | `branch3x3dbl` | 1×1 conv to 64; 3×3 conv to 96 (padding 1); 3×3 conv to 96 (padding 1) |
+# | `branch_pool` | 3×3 average pool (stride 1, padding 1, PyTorch's default `count_include_pad`); 1×1 conv to `pool_features` |
+#
+# Use `nn.Sequential` for a branch of several layers. `forward` concatenates the four results
+# along the channels, in the table's order: $64 + 64 + 96 + \text{pool\_features}$ channels
+# on the input's grid.
+
+# %% [solution id=inception_a]
+class InceptionA(nn.Module):
+    def __init__(self, in_channels, pool_features):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.branch1x1 = BasicConv2d(in_channels, 64, 1)
+        self.branch5x5 = nn.Sequential(BasicConv2d(in_channels, 48, 1),
+                                       BasicConv2d(48, 64, 5, padding=2))
+        self.branch3x3dbl = nn.Sequential(BasicConv2d(in_channels, 64, 1),
+                                          BasicConv2d(64, 96, 3, padding=1),
+                                          BasicConv2d(96, 96, 3, padding=1))
+        self.branch_pool = nn.Sequential(nn.AvgPool2d(3, stride=1, padding=1),
+                                         BasicConv2d(in_channels, pool_features, 1))
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        branches = [self.branch1x1, self.branch5x5, self.branch3x3dbl, self.branch_pool]
+        return torch.cat([branch(x) for branch in branches], dim=1)
+        ### END SOLUTION
+
+# %% [tests id=test_inception_a points=3]
+import zoolib
+
+block_a = InceptionA(192, 32)
+checks.expect_shape(block_a, (2, 192, 35, 35), (2, 256, 35, 35), what="InceptionA(192, 32)",
+                    reference=zoolib.InceptionA(192, 32))
+### BEGIN HIDDEN TESTS
+import zoolib
+
+def _plain(model, seed=None):
+    """``model`` with out-of-place ReLUs (so that every layer's recorded output is its own), and,
+    given a seed, random BatchNorm statistics and affine parameters (so that eval mode tests them)."""
+    for _m in model.modules():
+        if isinstance(_m, nn.ReLU):
+            _m.inplace = False
+    if seed is None:
+        return model
+    _g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _m in model.modules():
+            if isinstance(_m, nn.modules.batchnorm._BatchNorm):
+                _n = _m.num_features
+                _m.running_mean.copy_(torch.randn(_n, generator=_g) * 0.2)
+                _m.running_var.copy_(torch.rand(_n, generator=_g) + 0.5)
+                _m.weight.copy_(torch.rand(_n, generator=_g) + 0.5)
+                _m.bias.copy_(torch.randn(_n, generator=_g) * 0.2)
+    return model
+
+checks.not_reference(InceptionA, allowed=(zoolib.BasicConv2d,), what="your InceptionA class")
+checks.not_reference(block_a, allowed=(zoolib.BasicConv2d,), what="your InceptionA block")
+for _c_in, _pool in ((192, 32), (256, 64), (288, 64)):
+    checks.same_structure(InceptionA(_c_in, _pool), zoolib.InceptionA(_c_in, _pool), (1, _c_in, 35, 35),
+                          what=f"your InceptionA({_c_in}, {_pool}) at 35x35")
+checks.same_structure(InceptionA(24, 8), zoolib.InceptionA(24, 8), (1, 24, 13, 11),
+                      what="your InceptionA(24, 8) on a 13x11 input")
+torch.manual_seed(1)
+checks.same_function(_plain(InceptionA(24, 8)), _plain(zoolib.InceptionA(24, 8), 1), torch.randn(1, 24, 9, 9),
+                     what="your InceptionA(24, 8) (eval mode, batch 1, 9x9)")
+checks.same_function(_plain(InceptionA(16, 4)), _plain(zoolib.InceptionA(16, 4), 2), torch.randn(3, 16, 5, 7),
+                     what="your InceptionA(16, 4) (eval mode, batch 3, 5x7)")
+checks.gradients_flow(InceptionA(16, 4), torch.randn(2, 16, 6, 6), what="your InceptionA")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 2. Module B (Figure 6 with n = 7, 17×17)
+#
+# On the 17×17 grid the network factorises 7×7 convolutions into a 1×7 and a 7×1
+# convolution: the same 7×7 window for 14/49 of the weights. Write `InceptionB(in_channels,
+# channels_7x7)`, where `channels_7x7` ($c_7$ below: 128, 160, 160, 192 in the four copies of
+# the network) is the width inside the two factorised branches. Each branch ends at 192
+# channels, so the module gives $4 \times 192 = 768$.
+#
+# | attribute | layers, in order |
+# | --- | --- |
+# | `branch1x1` | 1×1 conv to 192 |
+# | `branch7x7` | 1×1 conv to $c_7$; 1×7 conv to $c_7$; 7×1 conv to 192 |
+# | `branch7x7dbl` | 1×1 conv to $c_7$; 7×1 conv to $c_7$; 1×7 conv to $c_7$; 7×1 conv to $c_7$; 1×7 conv to 192 |
+# | `branch_pool` | 3×3 average pool (stride 1, padding 1); 1×1 conv to 192 |
+#
+# Note the order of the kernels: `branch7x7` starts with the 1×7, `branch7x7dbl` with the
+# 7×1 (that is how the released network is built). Every factorised convolution keeps the
+# grid: padding `(0, 3)` for a 1×7, `(3, 0)` for a 7×1.
+
+# %% [solution id=inception_b]
+class InceptionB(nn.Module):
+    def __init__(self, in_channels, channels_7x7):
+        super().__init__()
+        ### BEGIN SOLUTION
+        c7 = channels_7x7
+
+        def row(cin, cout):     # 1x7
+            return BasicConv2d(cin, cout, (1, 7), padding=(0, 3))
+
+        def col(cin, cout):     # 7x1
+            return BasicConv2d(cin, cout, (7, 1), padding=(3, 0))
+
+        self.branch1x1 = BasicConv2d(in_channels, 192, 1)
+        self.branch7x7 = nn.Sequential(BasicConv2d(in_channels, c7, 1), row(c7, c7), col(c7, 192))
+        self.branch7x7dbl = nn.Sequential(BasicConv2d(in_channels, c7, 1), col(c7, c7), row(c7, c7),
+                                          col(c7, c7), row(c7, 192))
+        self.branch_pool = nn.Sequential(nn.AvgPool2d(3, stride=1, padding=1),
+                                         BasicConv2d(in_channels, 192, 1))
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        branches = [self.branch1x1, self.branch7x7, self.branch7x7dbl, self.branch_pool]
+        return torch.cat([branch(x) for branch in branches], dim=1)
+        ### END SOLUTION
+
+# %% [tests id=test_inception_b points=3]
+import zoolib
+
+block_b = InceptionB(768, 128)
+checks.expect_shape(block_b, (2, 768, 17, 17), (2, 768, 17, 17), what="InceptionB(768, 128)",
+                    reference=zoolib.InceptionB(768, 128))
+### BEGIN HIDDEN TESTS
+import zoolib
+
+def _plain(model, seed=None):
+    for _m in model.modules():
+        if isinstance(_m, nn.ReLU):
+            _m.inplace = False
+    if seed is None:
+        return model
+    _g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _m in model.modules():
+            if isinstance(_m, nn.modules.batchnorm._BatchNorm):
+                _n = _m.num_features
+                _m.running_mean.copy_(torch.randn(_n, generator=_g) * 0.2)
+                _m.running_var.copy_(torch.rand(_n, generator=_g) + 0.5)
+                _m.weight.copy_(torch.rand(_n, generator=_g) + 0.5)
+                _m.bias.copy_(torch.randn(_n, generator=_g) * 0.2)
+    return model
+
+checks.not_reference(InceptionB, allowed=(zoolib.BasicConv2d,), what="your InceptionB class")
+checks.not_reference(block_b, allowed=(zoolib.BasicConv2d,), what="your InceptionB block")
+for _c7 in (128, 160, 192):
+    checks.same_structure(InceptionB(768, _c7), zoolib.InceptionB(768, _c7), (1, 768, 17, 17),
+                          what=f"your InceptionB(768, {_c7}) at 17x17")
+checks.same_structure(InceptionB(20, 6), zoolib.InceptionB(20, 6), (1, 20, 11, 9),
+                      what="your InceptionB(20, 6) on an 11x9 input")
+torch.manual_seed(2)
+checks.same_function(_plain(InceptionB(20, 6)), _plain(zoolib.InceptionB(20, 6), 3), torch.randn(1, 20, 9, 9),
+                     what="your InceptionB(20, 6) (eval mode, batch 1, 9x9)")
+checks.same_function(_plain(InceptionB(12, 8)), _plain(zoolib.InceptionB(12, 8), 4), torch.randn(2, 12, 7, 10),
+                     what="your InceptionB(12, 8) (eval mode, batch 2, 7x10)")
+checks.gradients_flow(InceptionB(12, 4), torch.randn(2, 12, 7, 7), what="your InceptionB")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 3. Module C (Figure 7, 8×8)
+#
+# On the coarsest grid the paper widens the module instead of deepening it: the 3×3 of two
+# branches is followed by a 1×3 and a 3×1 convolution *side by side*, both reading the same
+# input, and both results go into the concatenation (the "expanded filter bank"). Write
+# `InceptionC(in_channels)` (1280 channels for the first copy, 2048 for the second):
+#
+# | attribute | layer, in order | reads |
+# | --- | --- | --- |
+# | `branch1x1` | 1×1 conv to 320 | the input |
+# | `branch3x3_1` | 1×1 conv to 384 | the input |
+# | `branch3x3_2a` | 1×3 conv to 384 (padding `(0, 1)`) | `branch3x3_1`'s output |
+# | `branch3x3_2b` | 3×1 conv to 384 (padding `(1, 0)`) | `branch3x3_1`'s output |
+# | `branch3x3dbl_1` | 1×1 conv to 448 | the input |
+# | `branch3x3dbl_2` | 3×3 conv to 384 (padding 1) | `branch3x3dbl_1`'s output |
+# | `branch3x3dbl_3a` | 1×3 conv to 384 (padding `(0, 1)`) | `branch3x3dbl_2`'s output |
+# | `branch3x3dbl_3b` | 3×1 conv to 384 (padding `(1, 0)`) | `branch3x3dbl_2`'s output |
+# | `branch_pool` | 3×3 average pool (stride 1, padding 1), then 1×1 conv to 192 (an `nn.Sequential`) | the input |
+#
+# `forward` runs the layers in the table's order (`branch1x1` first) and concatenates, in
+# this order: `branch1x1`, `branch3x3_2a`, `branch3x3_2b`, `branch3x3dbl_3a`,
+# `branch3x3dbl_3b`, `branch_pool`, which gives
+# $320 + 2\cdot384 + 2\cdot384 + 192 = 2048$ channels.
+
+# %% [solution id=inception_c]
+class InceptionC(nn.Module):
+    def __init__(self, in_channels):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.branch1x1 = BasicConv2d(in_channels, 320, 1)
+        self.branch3x3_1 = BasicConv2d(in_channels, 384, 1)
+        self.branch3x3_2a = BasicConv2d(384, 384, (1, 3), padding=(0, 1))
+        self.branch3x3_2b = BasicConv2d(384, 384, (3, 1), padding=(1, 0))
+        self.branch3x3dbl_1 = BasicConv2d(in_channels, 448, 1)
+        self.branch3x3dbl_2 = BasicConv2d(448, 384, 3, padding=1)
+        self.branch3x3dbl_3a = BasicConv2d(384, 384, (1, 3), padding=(0, 1))
+        self.branch3x3dbl_3b = BasicConv2d(384, 384, (3, 1), padding=(1, 0))
+        self.branch_pool = nn.Sequential(nn.AvgPool2d(3, stride=1, padding=1),
+                                         BasicConv2d(in_channels, 192, 1))
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        one = self.branch1x1(x)
+        t = self.branch3x3_1(x)
+        t = [self.branch3x3_2a(t), self.branch3x3_2b(t)]
+        u = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        u = [self.branch3x3dbl_3a(u), self.branch3x3dbl_3b(u)]
+        return torch.cat([one, *t, *u, self.branch_pool(x)], dim=1)
+        ### END SOLUTION
+
+# %% [tests id=test_inception_c points=3]
+import zoolib
+
+block_c = InceptionC(1280)
+checks.expect_shape(block_c, (2, 1280, 8, 8), (2, 2048, 8, 8), what="InceptionC(1280)",
+                    reference=zoolib.InceptionC(1280))
+### BEGIN HIDDEN TESTS
+import zoolib
+
+def _plain(model, seed=None):
+    for _m in model.modules():
+        if isinstance(_m, nn.ReLU):
+            _m.inplace = False
+    if seed is None:
+        return model
+    _g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _m in model.modules():
+            if isinstance(_m, nn.modules.batchnorm._BatchNorm):
+                _n = _m.num_features
+                _m.running_mean.copy_(torch.randn(_n, generator=_g) * 0.2)
+                _m.running_var.copy_(torch.rand(_n, generator=_g) + 0.5)
+                _m.weight.copy_(torch.rand(_n, generator=_g) + 0.5)
+                _m.bias.copy_(torch.randn(_n, generator=_g) * 0.2)
+    return model
+
+checks.not_reference(InceptionC, allowed=(zoolib.BasicConv2d,), what="your InceptionC class")
+checks.not_reference(block_c, allowed=(zoolib.BasicConv2d,), what="your InceptionC block")
+checks.same_structure(block_c, zoolib.InceptionC(1280), (1, 1280, 8, 8), what="your InceptionC(1280) at 8x8")
+checks.same_structure(InceptionC(2048), zoolib.InceptionC(2048), (1, 2048, 8, 8),
+                      what="your InceptionC(2048) at 8x8")
+checks.same_structure(InceptionC(24), zoolib.InceptionC(24), (1, 24, 5, 3), what="your InceptionC(24) on a 5x3 input")
+torch.manual_seed(3)
+checks.same_function(_plain(InceptionC(24)), _plain(zoolib.InceptionC(24), 5), torch.randn(1, 24, 5, 5),
+                     what="your InceptionC(24) (eval mode, batch 1, 5x5)")
+checks.same_function(_plain(InceptionC(16)), _plain(zoolib.InceptionC(16), 6), torch.randn(2, 16, 3, 4),
+                     what="your InceptionC(16) (eval mode, batch 2, 3x4)")
+checks.gradients_flow(InceptionC(8), torch.randn(2, 8, 3, 3), what="your InceptionC")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 4. The grid reduction (35×35 → 17×17)
+#
+# Section 5 of the paper shows that pooling before a convolution loses information and
+# convolving before pooling is expensive; Figure 10 does both *in parallel*: stride-2
+# convolutions and a stride-2 pool side by side, concatenated. The released network's
+# reduction from 35×35×288 to 17×17×768 is `ReductionA(in_channels)`:
+#
+# | attribute | layers, in order |
+# | --- | --- |
+# | `branch3x3` | 3×3 conv to 384, stride 2, no padding |
+# | `branch3x3dbl` | 1×1 conv to 64; 3×3 conv to 96 (padding 1); 3×3 conv to 96, stride 2, no padding |
+# | `branch_pool` | 3×3 max pool, stride 2, no padding |
+#
+# `forward` concatenates the three in this order: $384 + 96 + \text{in\_channels}$ channels
+# (the pool keeps every input channel) on a grid of $\lfloor (n - 3)/2 \rfloor + 1$ for an
+# $n \times n$ input. (The network's second reduction, 17×17 → 8×8, follows the same pattern
+# with a factorised 7×7 inside; it is not graded here.)
+
+# %% [solution id=reduction_a]
+class ReductionA(nn.Module):
+    def __init__(self, in_channels):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.branch3x3 = BasicConv2d(in_channels, 384, 3, stride=2)
+        self.branch3x3dbl = nn.Sequential(BasicConv2d(in_channels, 64, 1),
+                                          BasicConv2d(64, 96, 3, padding=1),
+                                          BasicConv2d(96, 96, 3, stride=2))
+        self.branch_pool = nn.MaxPool2d(3, stride=2)
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        return torch.cat([self.branch3x3(x), self.branch3x3dbl(x), self.branch_pool(x)], dim=1)
+        ### END SOLUTION
+
+# %% [tests id=test_reduction_a points=3]
+import zoolib
+
+reduction = ReductionA(288)
+checks.expect_shape(reduction, (2, 288, 35, 35), (2, 768, 17, 17), what="ReductionA(288)",
+                    reference=zoolib.ReductionA(288))
+### BEGIN HIDDEN TESTS
+import zoolib
+
+def _plain(model, seed=None):
+    for _m in model.modules():
+        if isinstance(_m, nn.ReLU):
+            _m.inplace = False
+    if seed is None:
+        return model
+    _g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _m in model.modules():
+            if isinstance(_m, nn.modules.batchnorm._BatchNorm):
+                _n = _m.num_features
+                _m.running_mean.copy_(torch.randn(_n, generator=_g) * 0.2)
+                _m.running_var.copy_(torch.rand(_n, generator=_g) + 0.5)
+                _m.weight.copy_(torch.rand(_n, generator=_g) + 0.5)
+                _m.bias.copy_(torch.randn(_n, generator=_g) * 0.2)
+    return model
+
+checks.not_reference(ReductionA, allowed=(zoolib.BasicConv2d,), what="your ReductionA class")
+checks.not_reference(reduction, allowed=(zoolib.BasicConv2d,), what="your ReductionA block")
+checks.same_structure(reduction, zoolib.ReductionA(288), (1, 288, 35, 35), what="your ReductionA(288) at 35x35")
+checks.same_structure(ReductionA(32), zoolib.ReductionA(32), (1, 32, 9, 9), what="your ReductionA(32) on a 9x9 input")
+checks.same_structure(ReductionA(16), zoolib.ReductionA(16), (1, 16, 10, 7), what="your ReductionA(16) on a 10x7 input")
+torch.manual_seed(4)
+checks.same_function(_plain(ReductionA(24)), _plain(zoolib.ReductionA(24), 7), torch.randn(1, 24, 9, 9),
+                     what="your ReductionA(24) (eval mode, batch 1, 9x9)")
+checks.same_function(_plain(ReductionA(16)), _plain(zoolib.ReductionA(16), 8), torch.randn(3, 16, 8, 7),
+                     what="your ReductionA(16) (eval mode, batch 3, 8x7)")
+checks.gradients_flow(ReductionA(8), torch.randn(2, 8, 7, 7), what="your ReductionA")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 5. Label smoothing
+#
+# Section 7 of the paper replaces the one-hot target $q$ of the cross-entropy by a mixture
+# with the uniform distribution over the $K$ classes,
+#
+# $$q'(k) = (1 - \epsilon)\,q(k) + \frac{\epsilon}{K},$$
+#
+# so that the network is no longer pushed towards infinitely large logits. The loss of one
+# example with logits $z$ and label $y$ is then
+#
+# $$H(q', p) = -\sum_{k=1}^{K} q'(k)\log p(k)
+#           = (1-\epsilon)\bigl(-\log p(y)\bigr) + \frac{\epsilon}{K}\sum_{k=1}^{K}\bigl(-\log p(k)\bigr),
+#           \qquad p = \mathrm{softmax}(z).$$
+#
+# Write `label_smoothing_loss(logits, target, eps)` for logits of shape $N \times K$ and
+# integer labels of shape $N$: the mean of $H(q', p)$ over the batch, as a 0-dimensional
+# tensor that gradients can flow through. With `eps=0` it is the ordinary cross-entropy.
+# Compute $\log p$ with `F.log_softmax` (numerically stable). Do **not** use PyTorch's
+# built-in smoothing (the `label_smoothing` argument of `F.cross_entropy` or
+# `nn.CrossEntropyLoss`): the tests check that your result equals it, and that your code
+# does not call it.
+
+# %% [solution id=label_smoothing]
+def label_smoothing_loss(logits, target, eps=0.1):
+    ### BEGIN SOLUTION
+    log_p = F.log_softmax(logits, dim=1)
+    nll = -log_p.gather(1, target.view(-1, 1)).squeeze(1)
+    uniform = -log_p.mean(dim=1)
+    return ((1 - eps) * nll + eps * uniform).mean()
+    ### END SOLUTION
+
+# %% [tests id=test_label_smoothing points=2]
+_value = float(label_smoothing_loss(torch.tensor([[2.0, 0.0, 0.0]]), torch.tensor([0]), 0.3))
+assert abs(_value - 0.639545) < 1e-4, \
+    f"logits [2, 0, 0], label 0, eps 0.3: the loss is 0.8 * 0.2395 + 0.2 * 2.2395 = 0.6395, got {_value:.4f}"
+### BEGIN HIDDEN TESTS
+import types
+
+import zoolib
+
+def _uses_word(fn, word, _seen=None):
+    """Does ``fn`` (or a function of the notebook it calls) name ``word`` in its code?"""
+    _seen = set() if _seen is None else _seen
+    if id(fn) in _seen:
+        return False
+    _seen.add(id(fn))
+    _codes = [fn.__code__]
+    while _codes:
+        _code = _codes.pop()
+        if word in _code.co_names:
+            return True
+        for _const in _code.co_consts:
+            if isinstance(_const, types.CodeType):
+                _codes.append(_const)
+            elif _const == word or (isinstance(_const, tuple) and word in _const):
+                return True
+        for _n in _code.co_names:
+            _target = fn.__globals__.get(_n)
+            if isinstance(_target, types.FunctionType) and _target.__module__ == fn.__module__ \
+                    and _uses_word(_target, word, _seen):
+                return True
+    return False
+
+checks.not_reference(label_smoothing_loss, what="label_smoothing_loss")
+assert not _uses_word(label_smoothing_loss, "label_smoothing"), (
+    "label_smoothing_loss uses PyTorch's built-in label smoothing (the label_smoothing argument of "
+    "cross_entropy / CrossEntropyLoss). This block earns no points: compute the smoothed loss yourself "
+    "from F.log_softmax.")
+torch.manual_seed(5)
+for _batch, _k in ((1, 3), (5, 10), (4, 1000), (1, 2)):
+    _logits = torch.randn(_batch, _k) * 4
+    _target = torch.randint(0, _k, (_batch,))
+    for _eps in (0.0, 0.1, 0.25, 0.5, 1.0):
+        _mine = label_smoothing_loss(_logits, _target, _eps)
+        _ref = F.cross_entropy(_logits, _target, label_smoothing=_eps)
+        assert isinstance(_mine, torch.Tensor) and _mine.dim() == 0, (
+            f"label_smoothing_loss must return a 0-dimensional tensor (the batch mean), "
+            f"got {type(_mine).__name__} of shape {tuple(getattr(_mine, 'shape', ()))}")
+        assert torch.allclose(_mine, _ref, atol=1e-5), (
+            f"label_smoothing_loss on a batch of {_batch} with {_k} classes and eps={_eps}: got "
+            f"{float(_mine):.5f}, expected {float(_ref):.5f}; hint: (1 - eps) * (-log p(y)) + eps/K * "
+            f"sum_k (-log p(k)), averaged over the batch")
+_logits = (torch.randn(3, 7) * 2).requires_grad_(True)
+_target = torch.tensor([0, 6, 3])
+label_smoothing_loss(_logits, _target, 0.2).backward()
+assert _logits.grad is not None, "no gradient reaches the logits: avoid .detach(), .item() and torch.no_grad"
+_grad = _logits.grad.clone()
+_logits.grad = None
+F.cross_entropy(_logits, _target, label_smoothing=0.2).backward()
+assert torch.allclose(_grad, _logits.grad, atol=1e-5), \
+    "the gradient of label_smoothing_loss with respect to the logits differs from the smoothed cross-entropy's"
+### END HIDDEN TESTS
