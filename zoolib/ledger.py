@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from . import arith
-from ._registry import get_model
+from ._registry import get_model, model_spec
 from .profiler import profile
 
 __all__ = ["Record", "Claim", "CLAIMS", "SOURCES", "records", "errata", "to_dataframe", "judge"]
@@ -78,9 +78,16 @@ def judge(claimed, computed, unit: float) -> str:
 # ---------------------------------------------------------------------------
 # Measurements on the zoo (cached: several claims read the same profile)
 
+def _model(name: str, num_classes: int | None = None, **kw) -> nn.Module:
+    return _meta_model(name, num_classes or model_spec(name).default_num_classes, **kw)
+
+
 @functools.lru_cache(maxsize=None)
-def _model(name: str, **kw) -> nn.Module:
-    return get_model(name, **kw)
+def _meta_model(name: str, num_classes: int, **kw) -> nn.Module:
+    # The ledger counts and profiles: it needs structure, never values, so skip the
+    # random initialisation of VGG's 124M dense weights (seconds per model).
+    with torch.device("meta"):
+        return get_model(name, num_classes=num_classes, **kw)
 
 
 @functools.lru_cache(maxsize=None)
