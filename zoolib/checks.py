@@ -258,39 +258,30 @@ def same_function(block: nn.Module, reference: nn.Module, x: torch.Tensor, what:
 
 def _branch_outputs(module: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
     """Outputs of the direct children that hold weights, in registration order."""
-    children = [(n, m) for n, m in module.named_children() if any(True for _ in m.parameters())]
-    outputs: dict[int, torch.Tensor] = {}
-
-    def keep(m, _inputs, output) -> None:
-        if isinstance(output, torch.Tensor):
-            outputs.setdefault(id(m), output.detach().clone())
-
-    handles = [m.register_forward_hook(keep) for _, m in children]
-    try:
-        with torch.no_grad():
-            module(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return [(n, outputs[id(m)]) for n, m in children if id(m) in outputs]
+    return _outputs([(n, m) for n, m in module.named_children() if any(True for _ in m.parameters())], module, x)
 
 
 def _activations(module: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
     """Output of every parameterised layer, listed in registration order."""
-    layers = [(n, m) for n, m in module.named_modules() if isinstance(m, _PARAM_LAYERS)]
+    return _outputs([(n, m) for n, m in module.named_modules() if isinstance(m, _PARAM_LAYERS)], module, x)
+
+
+def _outputs(watched: list[tuple[str, nn.Module]], module: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """Run ``module`` on ``x`` and return the first output of each watched submodule."""
     outputs: dict[int, torch.Tensor] = {}
 
     def keep(m, _inputs, output) -> None:  # must return None: a returned value replaces the output
-        outputs.setdefault(id(m), output.detach().clone())
+        if isinstance(output, torch.Tensor):
+            outputs.setdefault(id(m), output.detach().clone())
 
-    handles = [m.register_forward_hook(keep) for _, m in layers]
+    handles = [m.register_forward_hook(keep) for _, m in watched]
     try:
         with torch.no_grad():
             module(x)
     finally:
         for h in handles:
             h.remove()
-    return [(n, outputs[id(m)]) for n, m in layers if id(m) in outputs]
+    return [(n, outputs[id(m)]) for n, m in watched if id(m) in outputs]
 
 
 def gradients_flow(block: nn.Module, x: torch.Tensor, what: str | None = None) -> None:
