@@ -157,3 +157,20 @@ def test_same_function_names_the_right_layer_behind_inplace_relus():
 
     with pytest.raises(CheckFailed, match=r"the output of 'b4.1.conv' already differs"):
         checks.same_function(AvgInsteadOfMax(**REF), reference(), torch.randn(1, 192, 8, 8))
+
+
+def test_same_function_catches_a_misplaced_batchnorm_in_eval_mode():
+    """At default statistics eval-mode BN is nearly the identity; same_function randomises them first."""
+    from zoolib.layers import BasicConv2d
+
+    class ReluBeforeBN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 6, 3, padding=1, bias=False)
+            self.bn = nn.BatchNorm2d(6, eps=1e-3)
+
+        def forward(self, x):
+            return self.bn(torch.relu(self.conv(x)))  # ReLU before BN: wrong order
+
+    with pytest.raises(CheckFailed):
+        checks.same_function(ReluBeforeBN(), BasicConv2d(4, 6, 3, padding=1), torch.randn(2, 4, 5, 5))

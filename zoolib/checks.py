@@ -212,9 +212,16 @@ def _copy_weights(block: nn.Module, reference: nn.Module, what: str) -> None:
 
 
 def same_function(block: nn.Module, reference: nn.Module, x: torch.Tensor, what: str | None = None,
-                  atol: float = 1e-5, train: bool = False) -> None:
-    """With the reference's weights loaded, ``block`` computes what the reference computes."""
+                  atol: float = 1e-5, train: bool = False, bn_seed: int | None = 0) -> None:
+    """With the reference's weights loaded, ``block`` computes what the reference computes.
+
+    Unless ``bn_seed`` is None, the reference's BatchNorm statistics and affine parameters are
+    first set to seeded random values: at their defaults (mean 0, variance 1, identity affine)
+    eval-mode BatchNorm is nearly the identity and would hide a misplaced normalisation.
+    """
     what = what or f"your {type(block).__name__}"
+    if bn_seed is not None:
+        _randomize_batchnorm(reference, bn_seed)
     _copy_weights(block, reference, what)
     block.train(train)
     reference.train(train)
@@ -259,6 +266,18 @@ def same_function(block: nn.Module, reference: nn.Module, x: torch.Tensor, what:
 def _branch_outputs(module: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
     """Outputs of the direct children that hold weights, in registration order."""
     return _outputs([(n, m) for n, m in module.named_children() if any(True for _ in m.parameters())], module, x)
+
+
+def _randomize_batchnorm(module: nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats and m.affine:
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
 
 
 def _activations(module: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:

