@@ -174,3 +174,47 @@ def test_same_function_catches_a_misplaced_batchnorm_in_eval_mode():
 
     with pytest.raises(CheckFailed):
         checks.same_function(ReluBeforeBN(), BasicConv2d(4, 6, 3, padding=1), torch.randn(2, 4, 5, 5))
+
+
+def test_does_not_call_finds_attributes_keywords_and_helpers():
+    from torch.nn import functional as F
+
+    def smoothed(logits, target, eps):
+        return F.cross_entropy(logits, target, label_smoothing=eps)
+
+    def via_helper(logits, target, eps):
+        return smoothed(logits, target, eps)
+
+    def by_hand(logits, target, eps):
+        logp = F.log_softmax(logits, 1)
+        return -((1 - eps) * logp.gather(1, target[:, None]).squeeze(1) + eps * logp.mean(1)).mean()
+
+    for fn in (smoothed, via_helper):
+        with pytest.raises(CheckFailed, match="uses PyTorch's label_smoothing. Write it yourself."):
+            checks.does_not_call(fn, {"label_smoothing"}, what=fn.__name__, why="Write it yourself.")
+    checks.does_not_call(by_hand, {"label_smoothing"}, what="by_hand", why="")
+
+    class UsesTorchBN(nn.Module):
+        def forward(self, x):
+            return F.batch_norm(x, None, None, training=True)
+
+    with pytest.raises(CheckFailed, match="uses PyTorch's batch_norm"):
+        checks.does_not_call(UsesTorchBN, {"batch_norm"}, what="your BatchNorm", why="")
+    checks.does_not_call(ScratchBN, {"batch_norm", "BatchNorm2d"}, what="ScratchBN", why="")
+
+
+def test_same_function_in_training_mode_compares_running_statistics():
+    class SlowMomentum(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 6, 3, padding=1, bias=False)
+            self.bn = nn.BatchNorm2d(6, eps=1e-3, momentum=0.01)  # outputs match in training, statistics don't
+            self.relu = nn.ReLU()
+
+        def forward(self, x):
+            return self.relu(self.bn(self.conv(x)))
+
+    from zoolib.layers import BasicConv2d
+
+    with pytest.raises(CheckFailed, match="the running_mean of 'bn' in your SlowMomentum differs"):
+        checks.same_function(SlowMomentum(), BasicConv2d(4, 6, 3, padding=1), torch.randn(4, 4, 5, 5), train=True)

@@ -20,7 +20,7 @@ from torch import nn
 from .profiler import meta_clone
 
 __all__ = ["CheckFailed", "expect_shape", "same_structure", "same_function", "gradients_flow",
-           "not_reference", "function_matches", "batchnorm_matches", "param_count"]
+           "not_reference", "does_not_call", "function_matches", "batchnorm_matches", "param_count"]
 
 _PARAM_LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase)
 
@@ -236,6 +236,8 @@ def same_function(block: nn.Module, reference: nn.Module, x: torch.Tensor, what:
         raise CheckFailed(f"{what} returns {_fmt(getattr(out, 'shape', None))}, expected {_fmt(ref_out.shape)}.")
     diff = (out - ref_out).abs().max().item()
     if diff <= atol:
+        if train:
+            _same_running_stats(block, reference, what, atol)
         return
     # Pair the layers as their weights were paired (registration order) and report the first
     # whose output differs: layers before it in its branch still computed the right thing.
@@ -266,6 +268,21 @@ def same_function(block: nn.Module, reference: nn.Module, x: torch.Tensor, what:
 def _branch_outputs(module: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
     """Outputs of the direct children that hold weights, in registration order."""
     return _outputs([(n, m) for n, m in module.named_children() if any(True for _ in m.parameters())], module, x)
+
+
+def _same_running_stats(block: nn.Module, reference: nn.Module, what: str, atol: float) -> None:
+    """After a training-mode pass, each BatchNorm's running statistics equal the reference's."""
+    mine = [(n, m) for n, m in block.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    ref = [m for m in reference.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if len(mine) != len(ref):
+        raise CheckFailed(f"{what} has {len(mine)} BatchNorm layers, the reference {len(ref)}.")
+    for (name, a), b in zip(mine, ref):
+        for stat in ("running_mean", "running_var"):
+            sa, sb = getattr(a, stat, None), getattr(b, stat)
+            if sa is None or not torch.allclose(sa, sb, atol=atol):
+                raise CheckFailed(f"after one training-mode forward pass, the {stat} of '{name}' in {what} differs "
+                                  f"from the reference's.\n  hint: use nn.BatchNorm2d with its defaults (momentum "
+                                  f"0.1, running statistics on), once per forward pass.")
 
 
 def _randomize_batchnorm(module: nn.Module, seed: int) -> None:
@@ -381,6 +398,59 @@ def not_reference(obj, allowed: Iterable[type] = (), what: str | None = None) ->
             origin = _zoolib_origin(target) if target is not None and not isinstance(target, type(None)) else None
             if origin and not (inspect.isclass(target) and issubclass(target, allowed)) and target not in allowed:
                 raise CheckFailed(f"{what} calls the reference {origin} (in {fn.__qualname__}). {why}.")
+
+
+def does_not_call(obj, names: Iterable[str], what: str, why: str) -> None:
+    """Fail when ``obj`` (a function, or a class's methods) uses any of ``names`` from PyTorch.
+
+    A name counts as an attribute (``F.batch_norm``), a global bound to a PyTorch object, or a
+    keyword argument (``label_smoothing=``); the notebook's own functions it calls are searched too.
+    """
+    names = set(names)
+    functions = ([f for f in vars(obj).values() if isinstance(f, types.FunctionType)] if inspect.isclass(obj)
+                 else [obj])
+    seen: set[int] = set()
+    for fn in functions:
+        found = _first_use(fn, names, seen)
+        if found:
+            raise CheckFailed(f"{what} uses PyTorch's {found}. {why}")
+
+
+def _first_use(fn, names: set[str], seen: set[int]) -> str | None:
+    import dis
+
+    if id(fn) in seen or not isinstance(fn, types.FunctionType):
+        return None
+    seen.add(id(fn))
+    codes = [fn.__code__]
+    while codes:
+        code = codes.pop()
+        for ins in dis.get_instructions(code):
+            if ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and ins.argval in names:
+                return ins.argval
+            if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF"):
+                target = (_closure_value(fn, ins.argval) if ins.opname == "LOAD_DEREF"
+                          else fn.__globals__.get(ins.argval))
+                if getattr(target, "__name__", None) in names and \
+                        (getattr(target, "__module__", "") or "").startswith("torch"):
+                    return ins.argval
+                if isinstance(target, types.FunctionType) and target.__module__ == fn.__module__:
+                    found = _first_use(target, names, seen)
+                    if found:
+                        return found
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                codes.append(const)
+            elif isinstance(const, tuple) and names & {c for c in const if isinstance(c, str)}:
+                return sorted(names & set(const))[0]  # a keyword argument
+    return None
+
+
+def _closure_value(fn, name: str):
+    try:
+        return fn.__closure__[fn.__code__.co_freevars.index(name)].cell_contents
+    except (ValueError, TypeError, IndexError):  # not a free variable of fn, or an empty cell
+        return None
 
 
 def function_matches(fn: Callable, reference: Callable, cases: Iterable[tuple], what: str | None = None,

@@ -116,23 +116,10 @@ def _bn_diagnosis(_X, _g, _b, _eps, _Y):
             return _hint
     return "subtract the batch mean and divide by sqrt(biased variance + eps), per feature or per channel"
 
-def _uses_torch_bn(_fn):
-    """Does _fn call PyTorch's batch norm (F.batch_norm, torch.batch_norm, nn.BatchNorm1d, ...)?"""
-    import dis
-    _names = {"batch_norm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LazyBatchNorm1d", "LazyBatchNorm2d"}
-    for _ins in dis.get_instructions(_fn):
-        if _ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and _ins.argval in _names:
-            return True
-        if _ins.opname == "LOAD_GLOBAL":
-            _target = _fn.__globals__.get(_ins.argval)
-            if _target is not None and (getattr(_target, "__module__", "") or "").startswith("torch") \
-                    and getattr(_target, "__name__", "") in _names:
-                return True
-    return False
-
 checks.not_reference(batch_norm, what="batch_norm")
-assert not _uses_torch_bn(batch_norm), \
-    "batch_norm calls PyTorch's batch norm: write the computation yourself (means, variances, the update)"
+_TORCH_BN = {"batch_norm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LazyBatchNorm1d", "LazyBatchNorm2d"}
+checks.does_not_call(batch_norm, _TORCH_BN, what="batch_norm",
+                     why="Write the computation yourself (means, variances, the update).")
 torch.manual_seed(3)
 for _shape in ((8, 4), (2, 1), (5, 16), (4, 3, 5, 6), (1, 6, 3, 3), (2, 1, 2, 2)):
     _c = _shape[1]
@@ -216,25 +203,12 @@ assert torch.allclose(bn.moving_mean.flatten(), torch.tensor([0.1, 0.2, 0.4])), 
     f"after one training step on a batch with means [1, 2, 4], moving_mean should be [0.1, 0.2, 0.4] "
     f"(0.9 * old + 0.1 * batch mean, from zeros); got {[round(v, 4) for v in bn.moving_mean.flatten().tolist()]}")
 ### BEGIN HIDDEN TESTS
-def _uses_torch_bn(_fn):
-    """Does _fn call PyTorch's batch norm (F.batch_norm, torch.batch_norm, nn.BatchNorm1d, ...)?"""
-    import dis
-    _names = {"batch_norm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LazyBatchNorm1d", "LazyBatchNorm2d"}
-    for _ins in dis.get_instructions(_fn):
-        if _ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and _ins.argval in _names:
-            return True
-        if _ins.opname == "LOAD_GLOBAL":
-            _target = _fn.__globals__.get(_ins.argval)
-            if _target is not None and (getattr(_target, "__module__", "") or "").startswith("torch") \
-                    and getattr(_target, "__name__", "") in _names:
-                return True
-    return False
-
 checks.not_reference(BatchNorm, what="your BatchNorm class")
 checks.not_reference(bn, what="your BatchNorm layer")
-assert not any(isinstance(_m, nn.modules.batchnorm._NormBase) for _m in bn.modules()) \
-    and not any(_uses_torch_bn(_f) for _f in vars(BatchNorm).values() if callable(_f) and hasattr(_f, "__code__")), \
+assert not any(isinstance(_m, nn.modules.batchnorm._NormBase) for _m in bn.modules()), \
     "your BatchNorm uses PyTorch's batch norm: write it with your batch_norm function"
+_TORCH_BN = {"batch_norm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LazyBatchNorm1d", "LazyBatchNorm2d"}
+checks.does_not_call(BatchNorm, _TORCH_BN, what="your BatchNorm", why="Write it with your batch_norm function.")
 _layer = BatchNorm(5, num_dims=4)
 _params, _buffers = dict(_layer.named_parameters()), dict(_layer.named_buffers())
 assert sorted(_params) == ["beta", "gamma"], \
@@ -374,10 +348,5 @@ _args = (8, 3, 4, 5, 2, 3, "max", 2)
 _mine, _ref = BNInception(*_args), _randomize_bn(zoolib.BNInception(*_args), 6)
 checks.same_function(_mine, _ref, torch.randn(4, 8, 6, 6), what=f"your BNInception{_args} in training mode",
                      atol=1e-4, train=True)
-_stats = lambda _model: [(_n, _t) for _n, _t in _model.named_buffers() if _n.endswith(("running_mean", "running_var"))]
-for (_n, _t), (_rn, _rt) in zip(_stats(_mine), _stats(_ref)):
-    assert torch.allclose(_t, _rt, atol=1e-4), (
-        f"after a training step, '{_n}' of your BNInception{_args} differs from the reference's '{_rn}'.\n  hint: "
-        f"the running statistics update in training mode; keep nn.BatchNorm2d's default momentum")
 checks.gradients_flow(BNInception(*_args), torch.randn(2, 8, 5, 5), what=f"your BNInception{_args}")
 ### END HIDDEN TESTS

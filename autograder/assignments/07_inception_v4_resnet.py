@@ -177,18 +177,6 @@ checks.expect_shape(same, (2, 64, 56, 56), (2, 64, 56, 56), what="ResidualBlock(
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-def _same_running_stats(block, reference, what):
-    """After a training-mode pass, every BatchNorm's running statistics equal the reference's."""
-    _mine = [(n, m) for n, m in block.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    _ref = [m for m in reference.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    assert len(_mine) == len(_ref), f"{what} has {len(_mine)} BatchNorm layers, the reference {len(_ref)}"
-    for (_name, _a), _b in zip(_mine, _ref):
-        for _stat in ("running_mean", "running_var"):
-            _sa, _sb = getattr(_a, _stat, None), getattr(_b, _stat)
-            assert _sa is not None and torch.allclose(_sa, _sb, atol=1e-5), (
-                f"after one training-mode forward pass, the {_stat} of '{_name}' in {what} differs from the "
-                f"reference's.\n  hint: use nn.BatchNorm2d with its defaults (momentum 0.1, running statistics on), "
-                f"once per forward pass")
 
 checks.not_reference(ResidualBlock, what="your ResidualBlock class")
 checks.not_reference(same, what="your ResidualBlock")
@@ -204,7 +192,6 @@ checks.same_function(ResidualBlock(6, 6), zoolib.ResidualBlock(6, 6), torch.rand
 _block, _reference = ResidualBlock(8, 8), zoolib.ResidualBlock(8, 8)
 checks.same_function(_block, _reference, torch.randn(4, 8, 6, 6), train=True,
                      what="your ResidualBlock(8, 8) (training mode, batch 4, 6x6)")
-_same_running_stats(_block, _reference, "your ResidualBlock(8, 8)")
 checks.gradients_flow(ResidualBlock(8, 8), torch.randn(2, 8, 6, 6), what="your ResidualBlock(8, 8)")
 ### END HIDDEN TESTS
 
@@ -234,17 +221,6 @@ checks.expect_shape(down, (2, 64, 56, 56), (2, 128, 28, 28), what="ResidualBlock
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-def _same_running_stats(block, reference, what):
-    _mine = [(n, m) for n, m in block.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    _ref = [m for m in reference.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    assert len(_mine) == len(_ref), f"{what} has {len(_mine)} BatchNorm layers, the reference {len(_ref)}"
-    for (_name, _a), _b in zip(_mine, _ref):
-        for _stat in ("running_mean", "running_var"):
-            _sa, _sb = getattr(_a, _stat, None), getattr(_b, _stat)
-            assert _sa is not None and torch.allclose(_sa, _sb, atol=1e-5), (
-                f"after one training-mode forward pass, the {_stat} of '{_name}' in {what} differs from the "
-                f"reference's.\n  hint: use nn.BatchNorm2d with its defaults (momentum 0.1, running statistics on), "
-                f"once per forward pass")
 
 checks.not_reference(ResidualBlock, what="your ResidualBlock class")
 checks.not_reference(down, what="your ResidualBlock with a projection")
@@ -270,7 +246,6 @@ _block = ResidualBlock(8, 16, stride=2, use_1x1conv=True)
 _reference = zoolib.ResidualBlock(8, 16, stride=2, use_1x1conv=True)
 checks.same_function(_block, _reference, torch.randn(4, 8, 8, 8), train=True,
                      what="your ResidualBlock(8, 16, stride=2, use_1x1conv=True) (training mode, batch 4, 8x8)")
-_same_running_stats(_block, _reference, "your ResidualBlock(8, 16, stride=2, use_1x1conv=True)")
 checks.gradients_flow(ResidualBlock(8, 16, stride=2, use_1x1conv=True), torch.randn(2, 8, 6, 6),
                       what="your ResidualBlock with a projection")
 ### END HIDDEN TESTS
