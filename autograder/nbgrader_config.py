@@ -12,24 +12,42 @@ URL (e.g. postgresql://user@host/cnnzoo for a shared gradebook).
 """
 import os
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import GetGrades
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades,
+                                    IgnorePattern, LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
 
-from zoograde.preprocessors import HideHiddenTests, ShortTracebacks
+from zoograde.execute import GuardedExecute
+from zoograde.preprocessors import HideHiddenTests, ScrubLeaks, ShortTracebacks
+from zoograde.sanitize import RepairMetadata, RestoreCells
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
 here = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.root = here
 c.CourseDirectory.course_id = "cnn-zoo"
-c.CourseDirectory.db_url = os.environ.get("ZOO_GRADEBOOK_URL", f"sqlite:///{os.path.join(here, 'gradebook.db')}")
+# SQLite waits up to 60 s for a lock, so that parallel graders queue instead of failing.
+c.CourseDirectory.db_url = os.environ.get("ZOO_GRADEBOOK_URL",
+                                          f"sqlite:///{os.path.join(here, 'gradebook.db')}?timeout=60")
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
-# Student code runs with a time limit per cell; a cell that raises gets zero for its tests only.
-c.Execute.timeout = 120
-c.Execute.interrupt_on_timeout = True
+# Autograding, with the defences of zoograde in nbgrader's own pipeline (so `nbgrader autograde` has them too):
+# an unreadable file is graded as an empty notebook with a note; grading metadata that is not the assignment's is
+# dropped; deleted cells are put back and edited tests replaced (OverwriteCells); then every notebook runs in a
+# sandboxed kernel with a time and a memory limit, and a hang or crash fails only its own cell.
+c.Autograde.exporter_class = "zoograde.sanitize.TolerantExporter"
+c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, RepairMetadata, RestoreCells,
+                                      OverwriteCells, CheckCellMetadata]
+c.Autograde.autograde_preprocessors = [GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                       SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 
-# Feedback: no hidden test source, and errors reduced to the diagnostic message.
-c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, ShortTracebacks, CSSHTMLHeaderPreprocessor]
+# Limits (zoo-grade's --time-limit and --memory-limit override the first two).
+c.GuardedExecute.notebook_timeout = float(os.environ.get("ZOOGRADE_TIME_LIMIT", 600))  # seconds per notebook
+c.GuardedExecute.memory_limit_mb = int(os.environ.get("ZOOGRADE_MEMORY_LIMIT", 3072))  # MiB per notebook
+c.Execute.timeout = 120  # seconds per cell
+c.LimitOutput.max_lines = 200
+
+# Feedback: no hidden test source, no leaked test text in outputs, errors reduced to the diagnostic message.
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, ScrubLeaks, ShortTracebacks,
+                                    CSSHTMLHeaderPreprocessor]

@@ -1,0 +1,395 @@
+"""The grading kernel's side of the defences (imported by :mod:`zoograde.kernel`, never by students).
+
+Two mechanisms, both installed before any student code runs:
+
+* an audit hook (PEP 578) that keeps the notebook inside its folder: no reading of the
+  course (hidden tests, gradebook, other students), no writing outside the submission
+  folder and a private temporary folder, no new processes, no signals to other processes,
+  no network, no ctypes and no walking of the garbage collector (which would find this
+  module's snapshot);
+* a snapshot of everything a test's verdict depends on: the helper modules (``zoolib``,
+  ``zoolib.checks``), ``torch``, ``torch.nn`` and its layer classes, ``numpy``, ``builtins``,
+  the interpreter hooks (``sys.excepthook``, tracing, ``gc.callbacks``, signal handlers) and
+  IPython's execution machinery (input and AST transformers, custom exception handlers,
+  event callbacks, patched shell methods).
+
+The grader calls :func:`check` around every test cell. Before the cell, whatever student
+code changed is put back and reported: the test then judges the student's own code with
+the real helpers. After the cell, a change made while the test ran means the test's verdict
+cannot be trusted, and the grader scores the cell zero.
+
+This is defence in depth inside one interpreter, not a security boundary: code that
+already runs in the process could, with enough effort, undo it. Run grading workers in
+containers or as an unprivileged user when submissions may be hostile (the instructor
+guide says how).
+"""
+from __future__ import annotations
+
+import builtins
+import gc
+import json
+import os
+import signal
+import sys
+import threading
+
+_MISSING = object()
+
+# Event -> kind of check. Events not listed pass untouched (the hook must be cheap: it runs on every import).
+_FILE_READ = {"open", "os.listdir", "os.scandir", "sqlite3.connect", "glob.glob", "os.chdir"}
+_FILE_WRITE = {"os.remove", "os.rename", "os.replace", "os.rmdir", "os.mkdir", "os.symlink", "os.link",
+               "os.chmod", "os.chown", "os.truncate", "os.utime", "shutil.rmtree", "shutil.copyfile",
+               "shutil.copytree", "shutil.move", "os.removexattr", "os.setxattr"}
+_PROCESS = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
+            "pty.spawn", "os.startfile"}
+_SIGNAL = {"os.kill", "os.killpg", "signal.pthread_kill"}
+_NETWORK = {"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg"}
+_FORBIDDEN = {
+    "ctypes.dlopen": "loading native code with ctypes",
+    "ctypes.dlsym": "looking up native functions with ctypes",
+    "ctypes.call_function": "calling native functions with ctypes",
+    "gc.get_objects": "walking the garbage collector's objects",
+    "gc.get_referrers": "walking the garbage collector's objects",
+    "gc.get_referents": "walking the garbage collector's objects",
+    "resource.setrlimit": "changing the grader's resource limits",
+    "resource.prlimit": "changing the grader's resource limits",
+    "sys.addaudithook": "adding audit hooks",
+}
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+class GradingPolicyError(PermissionError):
+    """Raised inside a student's notebook for an action the grader does not allow."""
+
+
+def _policy(allowed: list[str], protected: list[str], writable: list[str]):
+    """The audit hook. Everything it uses is bound now, so rebinding ``os.path`` later changes nothing."""
+    realpath, join, getcwd, getpid, fspath = os.path.realpath, os.path.join, os.getcwd, os.getpid, os.fspath
+    own_proc = f"/proc/{getpid()}"
+    allowed = tuple(realpath(p) for p in allowed)
+    protected = tuple(realpath(p) for p in protected)
+    writable = tuple(realpath(p) for p in writable) + allowed + ("/dev/null",)
+    read, write, process, sig, net, forbidden = _FILE_READ, _FILE_WRITE, _PROCESS, _SIGNAL, _NETWORK, _FORBIDDEN
+    error = GradingPolicyError
+
+    def inside(path: str, roots: tuple) -> bool:
+        return any(path == r or path.startswith(r + "/") for r in roots)
+
+    def resolve(path):
+        if isinstance(path, int) or path is None:
+            return None
+        try:
+            path = fspath(path)
+        except TypeError:
+            return None
+        if isinstance(path, bytes):
+            path = path.decode(errors="replace")
+        return realpath(join(getcwd(), path))
+
+    def may_read(path) -> None:
+        full = resolve(path)
+        if full is None:
+            return
+        if full.startswith("/proc/") and not (full == own_proc or full.startswith(own_proc + "/")
+                                              or full.startswith("/proc/self") or full.startswith(("/proc/cpuinfo",
+                                                                                                   "/proc/meminfo"))):
+            if full.split("/")[2].isdigit():
+                raise error(f"reading {path} is not allowed while grading: other processes are off limits")
+        if inside(full, protected) and not inside(full, allowed):
+            raise error(f"reading {path} is not allowed while grading: the notebook may only use its own folder")
+
+    def may_write(path) -> None:
+        full = resolve(path)
+        if full is not None and not inside(full, writable):
+            raise error(f"writing {path} is not allowed while grading: the notebook may only write inside "
+                        f"its own folder")
+
+    def hook(event: str, args: tuple) -> None:
+        if event in read:
+            if event == "open":
+                path, mode, flags = args
+                may_read(path)
+                if (mode and any(c in mode for c in "wax+")) or (flags and flags & _WRITE_FLAGS):
+                    may_write(path)
+            elif args:
+                may_read(args[0])
+        elif event in write:
+            for path in args[:2]:
+                if isinstance(path, (str, bytes, os.PathLike)):
+                    may_write(path)
+        elif event in process:
+            raise error(f"starting another process ({event}) is not allowed while grading")
+        elif event in sig:
+            if event == "os.kill" and args and args[0] == getpid():
+                return
+            raise error(f"sending signals to other processes ({event}) is not allowed while grading")
+        elif event in net:
+            raise error(f"network access ({event}) is not allowed while grading")
+        elif event in forbidden:
+            if event == "sys.addaudithook":
+                raise RuntimeError(forbidden[event])  # RuntimeError: the new hook is silently refused
+            raise error(f"{forbidden[event]} is not allowed while grading")
+
+    return hook
+
+
+# ---------------------------------------------------------------------------------------------
+# The snapshot: what a test's verdict depends on.
+
+_PROTECTED_MODULES = ("builtins", "math", "numpy", "torch", "torch.nn", "torch.nn.functional", "torch.nn.init",
+                      "torch.nn.modules.module", "torch.testing", "torch.autograd", "warnings")
+_SHELL_METHODS = ("run_cell", "run_cell_async", "run_ast_nodes", "run_code", "run_cell_magic", "transform_cell",
+                  "transform_ast", "showtraceback", "_showtraceback", "showsyntaxerror", "should_run_async",
+                  "user_expressions", "ex", "ev", "safe_execfile", "_run_cell")
+_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGALRM", "SIGXCPU",
+                                                                  "SIGUSR1", "SIGUSR2")) if s is not None)
+
+
+class _Snapshot:
+    def __init__(self):
+        import torch
+        from torch import nn
+
+        self.modules = {}
+        for name in sorted(set(_PROTECTED_MODULES) | {m for m in sys.modules if m == "zoolib" or m.startswith("zoolib.")}):
+            module = sys.modules.get(name)
+            if module is not None:
+                self.modules[name] = (module, dict(vars(module)))
+        classes = {torch.Tensor, torch._C.TensorBase, nn.Module, nn.Parameter}
+        classes |= {c for c in vars(nn).values() if isinstance(c, type) and issubclass(c, nn.Module)}
+        shell = self.shell = _shell()
+        if shell is not None:
+            classes |= set(type(shell).__mro__[:-1])
+            kernel = getattr(shell, "kernel", None)
+            if kernel is not None:
+                classes |= set(type(kernel).__mro__[:-1])
+        self.classes = {c: dict(vars(c)) for c in classes}
+        self.hooks = self._hooks()
+        self.shell_state = self._shell_state()
+        self.names: dict[str, object] = {}   # user-namespace names bound to modules by instructor cells
+        self.threads = {t.ident for t in threading.enumerate()}
+        self.threads.add(None)
+
+    @staticmethod
+    def _hooks() -> dict:
+        hooks = {"sys.excepthook": sys.excepthook, "sys.displayhook": sys.displayhook,
+                 "sys.breakpointhook": sys.breakpointhook, "sys.stdout": sys.stdout, "sys.stderr": sys.stderr,
+                 "sys.gettrace()": sys.gettrace(), "sys.getprofile()": sys.getprofile(),
+                 "threading trace": getattr(threading, "_trace_hook", None),
+                 "threading profile": getattr(threading, "_profile_hook", None),
+                 "gc.callbacks": list(gc.callbacks), "sys.meta_path": list(sys.meta_path),
+                 "sys.path_hooks": list(sys.path_hooks)}
+        for s in _SIGNALS:
+            hooks[f"the {signal.Signals(s).name} handler"] = signal.getsignal(s)
+        return hooks
+
+    def _shell_state(self) -> dict:
+        shell = self.shell
+        if shell is None:
+            return {}
+        state = {"input transformers": list(shell.input_transformers_cleanup),
+                 "input transformers (post)": list(shell.input_transformers_post),
+                 "AST transformers": list(shell.ast_transformers),
+                 "custom exception handlers": (shell.custom_exceptions, shell.CustomTB),
+                 "the shell's compiler": (shell.compile, shell.compile.flags),
+                 "event callbacks": {k: list(v) for k, v in shell.events.callbacks.items()}}
+        for name in _SHELL_METHODS:
+            state[f"shell.{name}"] = vars(shell).get(name, _MISSING)
+        return state
+
+    # -- comparison and repair ---------------------------------------------------------------
+    def repair(self) -> list[str]:
+        changes: list[str] = []
+        for name, (module, saved) in self.modules.items():
+            if sys.modules.get(name) is not module:
+                changes.append(f"sys.modules[{name!r}] was replaced")
+                sys.modules[name] = module
+            current = vars(module)
+            for key, value in saved.items():
+                if current.get(key, _MISSING) is not value and not _volatile(name, key):
+                    if _library_wrapper(current.get(key), value):
+                        saved[key] = current[key]  # e.g. importing torch._dynamo wraps torch.manual_seed
+                        continue
+                    changes.append(f"{name}.{key} was {'deleted' if key not in current else 'replaced'}")
+                    current[key] = value
+        for cls, saved in self.classes.items():
+            current = dict(vars(cls))
+            for key, value in saved.items():
+                if current.get(key, _MISSING) is not value and not key.startswith("__abstract"):
+                    changes.append(f"{_qualname(cls)}.{key} was {'deleted' if key not in current else 'replaced'}")
+                    _setattr(cls, key, value)
+            for key in current.keys() - saved.keys():
+                if not key.startswith("_abc_"):
+                    changes.append(f"{_qualname(cls)}.{key} was added")
+                    _delattr(cls, key)
+        now = self._hooks()
+        for key, value in self.hooks.items():
+            if _differs(now[key], value):
+                changes.append(f"{key} was changed")
+                _restore_hook(key, value)
+        if self.shell is not None:
+            now = self._shell_state()
+            for key, value in self.shell_state.items():
+                if _differs(now[key], value):
+                    changes.append(f"IPython's {key} {'were' if key.endswith('s') else 'was'} changed")
+                    _restore_shell(self.shell, key, value)
+            ns = self.shell.user_ns
+            for key, value in self.names.items():
+                if ns.get(key, _MISSING) is not value:
+                    changes.append(f"the name {key!r} no longer referred to the module {value.__name__}")
+                    ns[key] = value
+        return changes
+
+    def trust(self) -> None:
+        """After an instructor cell: module names it bound in the user namespace are protected from now on."""
+        if self.shell is None:
+            return
+        for key, value in list(self.shell.user_ns.items()):
+            if type(value).__name__ == "module" and not key.startswith("_"):
+                self.names[key] = value
+
+    def foreign_threads(self) -> list[str]:
+        return [t.name for t in threading.enumerate() if t.ident not in self.threads and t.is_alive()]
+
+
+def _volatile(module: str, key: str) -> bool:
+    """Module attributes that change by themselves while code runs."""
+    return (module == "builtins" and key in {"_", "__IPYTHON__", "display", "get_ipython", "input"}) or key in {
+        "__warningregistry__", "_filters_version", "filters", "_onceregistry", "defaultaction"}
+
+
+def _library_wrapper(new, old) -> bool:
+    """A library's own wrapper of the original (functools.wraps in torch's source), not a student's function."""
+    if getattr(new, "__wrapped__", None) is not old:
+        return False
+    import torch
+
+    filename = getattr(getattr(new, "__code__", None), "co_filename", "")
+    return filename.startswith(os.path.dirname(torch.__file__) + os.sep)
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _differs(a, b) -> bool:
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) != len(b) or any(x is not y for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() != b.keys() or any(_differs(a[k], b[k]) for k in a)
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) != len(b) or any(_differs(x, y) for x, y in zip(a, b))
+    return a is not b and a != b
+
+
+def _setattr(cls, key, value):
+    try:
+        type.__setattr__(cls, key, value)
+    except TypeError:
+        pass
+
+
+def _delattr(cls, key):
+    try:
+        type.__delattr__(cls, key)
+    except (TypeError, AttributeError):
+        pass
+
+
+def _restore_hook(key: str, value) -> None:
+    if key.startswith("sys.") and not key.endswith("()"):
+        attribute = key[4:]
+        if isinstance(value, list):
+            getattr(sys, attribute)[:] = value
+        else:
+            setattr(sys, attribute, value)
+    elif key == "sys.gettrace()":
+        sys.settrace(value)
+    elif key == "sys.getprofile()":
+        sys.setprofile(value)
+    elif key == "threading trace":
+        threading.settrace(value)
+    elif key == "threading profile":
+        threading.setprofile(value)
+    elif key == "gc.callbacks":
+        gc.callbacks[:] = value
+    elif key.startswith("the SIG"):
+        signal.signal(getattr(signal, key.split()[1]), value)
+
+
+def _restore_shell(shell, key: str, value) -> None:
+    if key == "input transformers":
+        shell.input_transformers_cleanup[:] = value
+    elif key == "input transformers (post)":
+        shell.input_transformers_post[:] = value
+    elif key == "AST transformers":
+        shell.ast_transformers[:] = value
+    elif key == "custom exception handlers":
+        shell.custom_exceptions, shell.CustomTB = value
+    elif key == "the shell's compiler":
+        shell.compile = value[0]
+        shell.compile.flags = value[1]
+    elif key == "event callbacks":
+        for event, callbacks in value.items():
+            shell.events.callbacks[event][:] = callbacks
+    elif key.startswith("shell."):
+        name = key[6:]
+        if value is _MISSING:
+            vars(shell).pop(name, None)
+        else:
+            vars(shell)[name] = value
+
+
+def _shell():
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
+
+
+def _forget_cell_sources(shell) -> None:
+    """Later cells cannot read a finished test cell's source from the history or the line cache."""
+    import linecache
+
+    ns = shell.user_ns
+    for name in ("In", "_ih"):
+        history = ns.get(name)
+        if isinstance(history, list) and history:
+            history[-1] = ""
+    for name in ("_i", "_ii", "_iii", f"_i{shell.execution_count - 1}", f"_i{shell.execution_count}"):
+        if isinstance(ns.get(name), str):
+            ns[name] = ""
+    for filename in [f for f in linecache.cache if f.startswith("<ipython-input-") or "/ipykernel_" in f]:
+        linecache.cache.pop(filename, None)
+
+
+_state: dict = {}
+last = ""
+
+
+def install(allowed: list[str], protected: list[str], writable: list[str]) -> None:
+    """Called once by the kernel launcher, after the shell exists and before any cell runs."""
+    sys.addaudithook(_policy(allowed, protected, writable))
+
+
+def check(phase: str, nonce: str) -> str:
+    """Run by the grader around test cells; leaves a JSON report in ``last`` for it to read."""
+    global last
+    snapshot: _Snapshot | None = _state.get("snapshot")
+    report: dict = {"nonce": nonce, "phase": phase, "changes": [], "threads": []}
+    if phase == "baseline":  # the grader's first request, before any cell of the notebook
+        if snapshot is None:
+            _state["snapshot"] = _Snapshot()
+    elif snapshot is None:
+        report["changes"].append("the grading kernel was not set up")
+    elif phase == "trust":
+        report["changes"] = snapshot.repair()
+        snapshot.trust()
+    else:
+        report["changes"] = snapshot.repair()
+        report["threads"] = snapshot.foreign_threads()
+        if phase == "post" and snapshot.shell is not None:
+            _forget_cell_sources(snapshot.shell)
+    last = json.dumps(report)
+    return last

@@ -1,0 +1,69 @@
+"""The kernel a submission runs in: ``python -m zoograde.kernel -f CONNECTION_FILE``.
+
+Started by :class:`zoograde.execute.SandboxedKernelManager` instead of ``ipykernel_launcher``.
+Before the first cell it
+
+1. sets hard resource limits: address space for data (``RLIMIT_DATA``: a memory bomb gets a
+   ``MemoryError`` in its own cell instead of taking the machine), CPU seconds (a last
+   resort behind the grader's own clock), the size of any file written, no core dumps;
+2. runs PyTorch with one thread (parallelism comes from grading several notebooks at once);
+3. imports the libraries and helpers the tests use, so that their state can be snapshotted;
+4. starts IPython's kernel, then installs :mod:`zoograde._guard` (audit hook and snapshot).
+
+Settings come from the environment the grader builds (``ZOOGRADE_*``), which is also the
+only environment the notebook sees: the grader's own variables (a gradebook URL with a
+password, tokens) are not passed on.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sys
+
+
+def _limit(which: int, value: int) -> None:
+    soft, hard = resource.getrlimit(which)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(which, (value, value))
+
+
+def apply_limits(env=os.environ) -> None:
+    mib = 1 << 20
+    if env.get("ZOOGRADE_MEMORY_MB"):
+        _limit(resource.RLIMIT_DATA, int(float(env["ZOOGRADE_MEMORY_MB"]) * mib))
+    if env.get("ZOOGRADE_CPU_SECONDS"):
+        _limit(resource.RLIMIT_CPU, int(float(env["ZOOGRADE_CPU_SECONDS"])))
+    if env.get("ZOOGRADE_FILE_MB"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails with OSError, not a dead kernel
+        _limit(resource.RLIMIT_FSIZE, int(float(env["ZOOGRADE_FILE_MB"]) * mib))
+    _limit(resource.RLIMIT_CORE, 0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    apply_limits()
+    sys.dont_write_bytecode = True
+    threads = int(os.environ.get("ZOOGRADE_THREADS", "1"))
+
+    import torch
+
+    torch.set_num_threads(threads)
+    import numpy  # noqa: F401  (snapshotted)
+    import torch.nn.functional  # noqa: F401
+    import zoolib  # noqa: F401
+    import zoolib.checks  # noqa: F401
+    import zoolib.profiler  # noqa: F401
+    from ipykernel.kernelapp import IPKernelApp
+
+    from zoograde import _guard
+
+    app = IPKernelApp.instance()
+    app.initialize(sys.argv[1:] if argv is None else argv)
+    split = lambda name: [p for p in os.environ.get(name, "").split(os.pathsep) if p]
+    _guard.install(allowed=[os.getcwd()], protected=split("ZOOGRADE_PROTECT"), writable=split("ZOOGRADE_WRITABLE"))
+    app.start()
+
+
+if __name__ == "__main__":
+    main()
