@@ -45,7 +45,7 @@ c.Autograde.autograde_preprocessors = [GuardedExecute, IgnorePattern, ClearMetad
 # Limits (zoo-grade's --time-limit and --memory-limit override the first two).
 c.GuardedExecute.notebook_timeout = float(os.environ.get("ZOOGRADE_TIME_LIMIT", 600))  # seconds per notebook
 c.GuardedExecute.memory_limit_mb = int(os.environ.get("ZOOGRADE_MEMORY_LIMIT", 3072))  # MiB per notebook
-c.Execute.timeout = 120  # seconds per cell
+c.Execute.timeout = int(os.environ.get("ZOOGRADE_CELL_TIME_LIMIT", 120))  # seconds per cell
 c.LimitOutput.max_lines = 200
 
 # Feedback: no hidden test source, no leaked test text in outputs, errors reduced to the diagnostic message.

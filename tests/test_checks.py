@@ -111,6 +111,24 @@ def test_function_checks_report_the_first_wrong_case():
         checks.function_matches(off_by_one, arith.conv_out_size, cases)
 
 
+def test_function_checks_are_not_fooled_by_values_that_equal_everything():
+    class Agreeable(int):  # an assert-defeating trick: compares equal to anything
+        def __eq__(self, other):
+            return True
+
+        def __ne__(self, other):
+            return False
+
+        __hash__ = int.__hash__
+
+    cheat = lambda i, k, s=1, p=0: Agreeable(0)
+    assert cheat(1, 1) == 55  # what a plain `assert result == expected` would accept
+    with pytest.raises(CheckFailed, match=r"returned an object of type Agreeable \(a subclass of int\)"):
+        checks.function_matches(cheat, arith.conv_out_size, [(227, 11, 4, 0)])
+    import numpy as np  # NumPy scalars are honest numbers
+    checks.function_matches(lambda *a: np.int64(arith.conv_out_size(*a)), arith.conv_out_size, [(227, 11, 4, 0)])
+
+
 class ScratchBN(nn.Module):
     def __init__(self, num_features, num_dims, eps=1e-5, momentum=0.1, keep_stats=True):
         super().__init__()

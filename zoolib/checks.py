@@ -467,8 +467,33 @@ def function_matches(fn: Callable, reference: Callable, cases: Iterable[tuple], 
             raise CheckFailed(f"{what} is not written yet (it raises NotImplementedError).") from None
         except Exception as err:
             raise CheckFailed(f"{what}({call}) raised {type(err).__name__}: {err}") from None
-        if got != expected:
+        got = _plain_value(got, f"{what}({call})")
+        if got != _plain_value(expected, "the reference"):
             raise CheckFailed(f"{what}({call}) returned {got!r}, expected {expected!r}." + (f"\n  hint: {hint}" if hint else ""))
+
+
+_PLAIN = (int, float, bool, complex, str, bytes, type(None))
+
+
+def _plain_value(value, what: str):
+    """``value`` as built-in Python data, so that comparing it runs Python's ``==``, not the value's own.
+
+    An object of a home-made class (say an ``int`` subclass whose ``__eq__`` always says True)
+    could otherwise pass any equality test; NumPy scalars become Python numbers.
+    """
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind in (tuple, list):
+        return kind(_plain_value(v, what) for v in value)
+    if kind is dict:
+        return {_plain_value(k, what): _plain_value(v, what) for k, v in value.items()}
+    if kind.__module__ == "numpy" and hasattr(value, "item") and getattr(value, "shape", None) == ():
+        return value.item()
+    bases = [b.__name__ for b in kind.__mro__[1:] if b in _PLAIN]
+    raise CheckFailed(f"{what} returned an object of type {kind.__name__}" +
+                      (f" (a subclass of {bases[0]})" if bases else "") +
+                      f"; return a plain {bases[0] if bases else 'Python value'}.")
 
 
 def batchnorm_matches(make_layer: Callable[[], nn.Module], num_dims: int, num_features: int = 6,
