@@ -12,7 +12,7 @@ help:
 	@echo "make setup     - create/update $(VENV) (idempotent)"
 	@echo "make test      - every test on the CPU: unit tests, nbval on every chapter, the book in Chromium"
 	@echo "make book      - build the rendered book into _build/html (cached execution)"
-	@echo "make bench     - zoolib vs torchvision/timm throughput on this machine"
+	@echo "make bench     - zoolib vs torchvision/timm throughput, then grading speed (nbgrader vs zoograde.batch)"
 	@echo "make test-gpu  - every chapter in full mode on CUDA, then the bench on the GPU"
 
 setup: $(STAMP)
@@ -34,8 +34,11 @@ test: setup browser
 book: setup
 	$(BIN)/jupyter-book build . -W --keep-going
 
+# Grading: plain sequential `nbgrader autograde` vs zoograde.batch on 40 notebooks (several minutes);
+# the numbers are appended to results/bench-grading.csv. nbgrader runs `alembic` from the PATH.
 bench: setup
 	$(BIN)/python -m zoolib.bench
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m zoograde.bench
 
 # Full mode on CUDA: the chapters train the real recipes (outputs differ from the stored
 # fast-mode ones, so nbval checks that every cell runs, not what it prints); every training

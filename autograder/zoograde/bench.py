@@ -1,0 +1,464 @@
+"""``make bench``, grading part: plain ``nbgrader autograde`` against ``zoograde.batch`` on this machine.
+
+    python -m zoograde.bench [--assignment 03_network_in_network] [--n 40] [--workers 2]
+                             [--no-marginal] [--csv results/bench-grading.csv] [--workdir DIR] [--keep]
+
+One run measures, for one assignment:
+
+1. **Setup (not timed).** A temporary copy of the course (``autograder/`` without its gradebook,
+   release, submissions, outputs and markers), ``nbgrader generate_assignment``, and N submissions,
+   a realistic class: of every ten students, seven hand in the reference solution (the source's
+   solution cells without their ``### BEGIN/END SOLUTION`` lines, put into the release notebook),
+   one the untouched release (blank), and two a wrong submission from
+   ``assignments/<assignment>.cases.yml``, the cases taken in turn. Student ``i`` is
+   ``s<iii>-<kind>``, e.g. ``s000-reference``, ``s001-blank``, ``s003-case0``.
+2. **A, sequential.** ``nbgrader autograde <assignment>`` as a subprocess, in a fresh copy of
+   that course (wall time, nbgrader's start-up included).
+3. **B, parallel.** ``zoograde.batch.autograde(course, assignment, workers=W)`` in a second
+   fresh copy (wall time, the Dask cluster's start and stop included).
+4. **C, marginal** (unless ``--no-marginal``). B again, on a third copy holding only the first
+   N/2 submissions (same mix): the marginal cost of one more notebook is
+   ``(T_B - T_C) / (N - N/2)``, what is left when the fixed costs (cluster, imports) cancel out.
+5. **Check.** A and B must give every student the same score in every graded cell (read from
+   both gradebooks with ``nbgrader.api``), every submission must be graded, and the reference
+   must score full marks, the blank zero and each wrong case its points from the cases file.
+   Anything else is an error: it is printed and the exit status is 1.
+6. **Report.** A Markdown table on standard output and one row appended to the CSV file.
+
+Goals: a speed-up A/B of at least 1.7 with 2 workers on 2 cores, and a marginal cost of at most
+3 s per notebook. They are reported, never enforced (exit status 0 when the scores are right).
+With a few notebooks per worker the speed-up mostly measures the fixed costs: judge it at N = 40.
+
+The gradebooks are SQLite files in the temporary copies, whatever ``ZOO_GRADEBOOK_URL`` says
+(it is ignored here, so a shared gradebook is never touched). The copies are deleted at the end
+unless ``--keep``.
+
+CSV columns (one row per run, header written when the file is new):
+
+==========================  =================================================================
+``date``                    when the run ended, local time, ISO 8601
+``host``                    ``platform.node()``
+``assignment``              the assignment graded
+``n``                       submissions graded by A and B
+``workers``                 worker processes of B and C
+``cores``                   ``os.cpu_count()``
+``sequential_s``            T_A, wall seconds of ``nbgrader autograde``
+``parallel_s``              T_B, wall seconds of ``zoograde.batch.autograde``
+``speedup``                 T_A / T_B
+``sequential_s_per_nb``     T_A / n
+``parallel_s_per_nb``       T_B / n
+``work_s_per_nb``           mean seconds a B worker spent on one notebook
+``marginal_n``              submissions of C (N/2; empty with ``--no-marginal``)
+``marginal_parallel_s``     T_C (empty with ``--no-marginal``)
+``marginal_s_per_nb``       (T_B - T_C) / (n - marginal_n) (empty with ``--no-marginal``)
+``speedup_goal``            ``yes`` / ``no``: speed-up >= 1.7 (the goal is for 2 workers on 2 cores)
+``marginal_goal``           ``yes`` / ``no``: marginal <= 3 s (empty with ``--no-marginal``)
+``scores_identical``        ``yes`` / ``no``: A and B agree on every student and cell
+``scores_expected``         ``yes`` / ``no``: reference full marks, blank 0, cases their points
+``nbgrader``                nbgrader's version
+==========================  =================================================================
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import datetime as dt
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+COURSE = Path(__file__).resolve().parents[1]
+DEFAULT_ASSIGNMENT = "03_network_in_network"
+SPEEDUP_GOAL = 1.7       # with 2 workers on 2 cores
+MARGINAL_GOAL = 3.0      # seconds per notebook
+IGNORE = ("gradebook.db", "gradebook.db-*", "release", "submitted", "autograded", "feedback", "exports",
+          ".zoograde", "__pycache__", "*.csv")
+CSV_COLUMNS = ("date", "host", "assignment", "n", "workers", "cores", "sequential_s", "parallel_s", "speedup",
+               "sequential_s_per_nb", "parallel_s_per_nb", "work_s_per_nb", "marginal_n", "marginal_parallel_s",
+               "marginal_s_per_nb", "speedup_goal", "marginal_goal", "scores_identical", "scores_expected",
+               "nbgrader")
+
+
+class BenchError(Exception):
+    """The bench could not measure (a step failed); the message says which."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# The class
+
+@dataclass
+class Student:
+    id: str
+    kind: str                 # "reference", "blank" or "case<k>"
+    expected: dict | None     # grade_id -> points it must score (None: the whole max for the reference)
+
+
+def class_plan(n: int, cases: list[dict]) -> list[str]:
+    """The kind of each of ``n`` students: per ten, 7 reference, 1 blank, 2 wrong cases (taken in turn)."""
+    kinds, next_case = [], 0
+    for i in range(n):
+        slot = i % 10
+        if slot == 1:
+            kinds.append("blank")
+        elif slot in (3, 6) and cases:
+            kinds.append(f"case{next_case % len(cases)}")
+            next_case += 1
+        else:
+            kinds.append("reference")
+    return kinds
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def solution_cells(course: Path, assignment: str) -> dict[str, str]:
+    """grade_id -> the reference answer (the source's solution cell without its BEGIN/END SOLUTION lines)."""
+    import nbformat
+
+    nb = nbformat.read(course / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+    out = {}
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            out[meta["grade_id"]] = "\n".join(line for line in cell.source.splitlines()
+                                              if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+    return out
+
+
+def write_submissions(course: Path, assignment: str, n: int) -> list[Student]:
+    """Put ``n`` submissions into ``course/submitted/`` (the release must exist); returns the class."""
+    import nbformat
+
+    release = nbformat.read(course / "release" / assignment / f"{assignment}.ipynb", as_version=4)
+    solutions = solution_cells(course, assignment)
+    cases_file = COURSE / "assignments" / f"{assignment}.cases.yml"
+    cases = _read_yaml(cases_file)["cases"] if cases_file.is_file() else []
+    students = []
+    for i, kind in enumerate(class_plan(n, cases)):
+        nb = copy.deepcopy(release)
+        expected = None
+        if kind != "blank":
+            for cell in nb.cells:
+                gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+                if gid in solutions:
+                    cell.source = solutions[gid]
+        if kind.startswith("case"):
+            case = cases[int(kind[4:])]
+            expected = {k: float(v) for k, v in case["points"].items()}
+            for edit in case["edits"]:
+                cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == edit["cell"])
+                if edit["old"] not in cell.source:
+                    raise BenchError(f"{cases_file.name}, case {case['name']!r}: {edit['old']!r} is not in the "
+                                     f"reference of cell {edit['cell']!r}")
+                cell.source = cell.source.replace(edit["old"], edit["new"])
+        student = Student(f"s{i:03d}-{kind}", kind, expected)
+        target = course / "submitted" / student.id / assignment / f"{assignment}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, target)
+        students.append(student)
+    return students
+
+
+# ---------------------------------------------------------------------------------------------------
+# Courses and nbgrader
+
+def _bin() -> Path:
+    return Path(sys.executable).parent
+
+
+def _env() -> dict:
+    """The environment of nbgrader: the venv's bin first (nbgrader runs ``alembic``), no shared gradebook."""
+    env = {k: v for k, v in os.environ.items() if k != "ZOO_GRADEBOOK_URL"}
+    env["PATH"] = os.pathsep.join([str(_bin()), env.get("PATH", "")])
+    return env
+
+
+def nbgrader(course: Path, *args: str, timeout: float | None = None) -> float:
+    """Run ``nbgrader ARGS`` in ``course``; wall seconds. Raises BenchError with nbgrader's output on failure."""
+    exe = _bin() / "nbgrader"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "nbgrader"]
+    started = time.monotonic()
+    run = subprocess.run([*cmd, *args], cwd=course, env=_env(), capture_output=True, text=True, timeout=timeout)
+    seconds = time.monotonic() - started
+    if run.returncode != 0:
+        raise BenchError(f"nbgrader {' '.join(args)} failed (exit {run.returncode}):\n"
+                         f"{(run.stdout + run.stderr)[-3000:]}")
+    return seconds
+
+
+def fresh_copy(template: Path, target: Path, students: list[Student] | None = None, assignment: str = "") -> Path:
+    """A copy of the prepared course; with ``students``, only their submissions."""
+    shutil.copytree(template, target, symlinks=True)
+    if students is not None:
+        keep = {s.id for s in students}
+        for folder in (target / "submitted").iterdir():
+            if folder.name not in keep:
+                shutil.rmtree(folder)
+    return target
+
+
+def gradebook_scores(course: Path, assignment: str) -> dict[str, dict[str, float | None]]:
+    """student -> {grade_id: auto score} for every graded code cell of every submission of ``assignment``."""
+    import warnings
+
+    from nbgrader.api import Gradebook, MissingEntry
+
+    scores: dict[str, dict[str, float | None]] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+            try:
+                submissions = gb.find_assignment(assignment).submissions
+            except MissingEntry:
+                return scores
+            for submission in submissions:
+                cells = scores.setdefault(submission.student_id, {})
+                for nb in submission.notebooks:
+                    for grade in nb.grades:
+                        if grade.cell_type == "code":
+                            cells[grade.name] = None if grade.auto_score is None else float(grade.auto_score)
+    return scores
+
+
+def max_points(course: Path, assignment: str) -> dict[str, float]:
+    import nbformat
+
+    nb = nbformat.read(course / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+    return {c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"]["points"]) for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The measurement
+
+@dataclass
+class Report:
+    assignment: str
+    n: int
+    workers: int
+    cores: int
+    sequential_s: float = 0.0
+    parallel_s: float = 0.0
+    work_s_per_nb: float = 0.0
+    marginal_n: int | None = None
+    marginal_parallel_s: float | None = None
+    problems: list[str] = field(default_factory=list)
+    scores_identical: bool = False
+    scores_expected: bool = False
+    score_summary: str = ""
+
+    @property
+    def speedup(self) -> float:
+        return self.sequential_s / self.parallel_s if self.parallel_s else float("nan")
+
+    @property
+    def marginal_s_per_nb(self) -> float | None:
+        if self.marginal_parallel_s is None or not self.marginal_n or self.n <= self.marginal_n:
+            return None
+        return (self.parallel_s - self.marginal_parallel_s) / (self.n - self.marginal_n)
+
+    @property
+    def speedup_goal(self) -> bool:
+        return self.speedup >= SPEEDUP_GOAL
+
+    @property
+    def marginal_goal(self) -> bool | None:
+        m = self.marginal_s_per_nb
+        return None if m is None else m <= MARGINAL_GOAL
+
+    def table(self) -> str:
+        yes = lambda b: "n/a" if b is None else ("yes" if b else "**no**")
+        goal_setup = "" if (self.workers, self.cores) == (2, 2) else \
+            f" (the goal is for 2 workers on 2 cores; this ran {self.workers} on {self.cores})"
+        m = self.marginal_s_per_nb
+        rows = [
+            ("assignment", f"`{self.assignment}`"),
+            ("notebooks (N)", f"{self.n}"),
+            ("workers", f"{self.workers}"),
+            ("cores (os.cpu_count())", f"{self.cores}"),
+            ("A: sequential `nbgrader autograde`", f"{self.sequential_s:.1f} s"),
+            ("B: parallel `zoograde.batch.autograde`", f"{self.parallel_s:.1f} s"),
+            ("speed-up A/B", f"{self.speedup:.2f}×"),
+            ("A: seconds per notebook", f"{self.sequential_s / self.n:.2f} s"),
+            ("B: seconds per notebook (wall)", f"{self.parallel_s / self.n:.2f} s"),
+            ("B: seconds of work per notebook (one worker)", f"{self.work_s_per_nb:.2f} s"),
+            ("C: parallel, N/2 notebooks", "not measured (--no-marginal)" if self.marginal_parallel_s is None
+             else f"{self.marginal_parallel_s:.1f} s for {self.marginal_n}"),
+            ("marginal cost per notebook (T_B − T_C) / (N − N/2)", "n/a" if m is None else f"{m:.2f} s"),
+            (f"goal: speed-up ≥ {SPEEDUP_GOAL}", yes(self.speedup_goal) + goal_setup),
+            (f"goal: marginal ≤ {MARGINAL_GOAL:g} s per notebook", yes(self.marginal_goal)),
+            ("A and B: same score for every student and cell", yes(self.scores_identical)),
+            ("scores as expected (reference full, blank 0, cases their points)", yes(self.scores_expected)),
+        ]
+        lines = ["| measure | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in rows]
+        return "\n".join(lines)
+
+    def csv_row(self) -> dict:
+        from importlib.metadata import version
+
+        blank = lambda x, fmt="{:.2f}": "" if x is None else fmt.format(x)
+        yn = lambda b: "" if b is None else ("yes" if b else "no")
+        return {
+            "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "host": platform.node(),
+            "assignment": self.assignment, "n": self.n, "workers": self.workers, "cores": self.cores,
+            "sequential_s": f"{self.sequential_s:.2f}", "parallel_s": f"{self.parallel_s:.2f}",
+            "speedup": f"{self.speedup:.3f}", "sequential_s_per_nb": f"{self.sequential_s / self.n:.3f}",
+            "parallel_s_per_nb": f"{self.parallel_s / self.n:.3f}", "work_s_per_nb": f"{self.work_s_per_nb:.3f}",
+            "marginal_n": blank(self.marginal_n, "{}"), "marginal_parallel_s": blank(self.marginal_parallel_s),
+            "marginal_s_per_nb": blank(self.marginal_s_per_nb, "{:.3f}"), "speedup_goal": yn(self.speedup_goal),
+            "marginal_goal": yn(self.marginal_goal), "scores_identical": yn(self.scores_identical),
+            "scores_expected": yn(self.scores_expected), "nbgrader": version("nbgrader"),
+        }
+
+
+def _say(text: str, quiet: bool) -> None:
+    if not quiet:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _parallel(course: Path, assignment: str, workers: int, expected_n: int, label: str) -> tuple[float, float]:
+    """(wall seconds, mean seconds of work per notebook) of zoograde.batch on ``course``."""
+    from zoograde import batch
+
+    started = time.monotonic()
+    result = batch.autograde(course, assignment, workers=workers, progress=False)
+    seconds = time.monotonic() - started
+    graded = [r for r in result.results if r["status"] == "graded"]
+    if len(graded) != expected_n:
+        raise BenchError(f"{label}: zoograde.batch graded {len(graded)} of {expected_n} submissions:\n"
+                         f"{result.summary()}")
+    return seconds, sum(r["seconds"] for r in graded) / len(graded)
+
+
+def compare(a: dict, b: dict, students: list[Student], points: dict[str, float]) -> tuple[list[str], list[str], str]:
+    """(differences between A and B, unexpected scores, a one-line summary of the scores per kind)."""
+    differences, unexpected = [], []
+    total = sum(points.values())
+    for s in students:
+        sa, sb = a.get(s.id), b.get(s.id)
+        if sa is None or sb is None:
+            differences.append(f"{s.id}: not graded by {'A' if sa is None else 'B'}")
+            continue
+        for cell in sorted(set(sa) | set(sb) | set(points)):
+            if sa.get(cell) != sb.get(cell):
+                differences.append(f"{s.id} {cell}: A {sa.get(cell)} vs B {sb.get(cell)}")
+        want = (dict(points) if s.kind == "reference" else {c: 0.0 for c in points} if s.kind == "blank"
+                else s.expected)
+        got = {c: sa.get(c) for c in points}
+        if got != want:
+            unexpected.append(f"{s.id}: {got}, expected {want}")
+    summary = {}
+    for s in students:
+        cells = a.get(s.id) or {}
+        score = sum(v for v in cells.values() if v is not None)
+        summary.setdefault(s.kind, []).append(score)
+    text = ", ".join(f"{kind} {'/'.join(f'{v:g}' for v in sorted(set(vals)))} of {total:g} (×{len(vals)})"
+                     for kind, vals in summary.items())
+    return differences, unexpected, text
+
+
+def run_bench(assignment: str = DEFAULT_ASSIGNMENT, n: int = 40, workers: int = 2, marginal: bool = True,
+              workdir: Path | None = None, keep: bool = False, quiet: bool = False) -> Report:
+    if n < 2:
+        raise BenchError("--n must be at least 2")
+    if not (COURSE / "source" / assignment / f"{assignment}.ipynb").is_file():
+        raise BenchError(f"no assignment {assignment!r} in {COURSE / 'source'}")
+    if os.environ.pop("ZOO_GRADEBOOK_URL", None):
+        _say("ZOO_GRADEBOOK_URL is ignored: the bench grades into SQLite gradebooks of its own", quiet)
+    root = Path(tempfile.mkdtemp(prefix="zoograde-bench-", dir=workdir))
+    report = Report(assignment, n, workers, os.cpu_count() or 1)
+    try:
+        _say(f"preparing {n} submissions of {assignment} in {root}", quiet)
+        template = root / "template"
+        shutil.copytree(COURSE, template, ignore=shutil.ignore_patterns(*IGNORE))
+        nbgrader(template, "generate_assignment", assignment, "--force")
+        students = write_submissions(template, assignment, n)
+        points = max_points(template, assignment)
+
+        course_a = fresh_copy(template, root / "A-sequential")
+        _say(f"A: nbgrader autograde {assignment} ({n} notebooks, one after the other)", quiet)
+        report.sequential_s = nbgrader(course_a, "autograde", assignment)
+
+        course_b = fresh_copy(template, root / "B-parallel")
+        _say(f"B: zoograde.batch.autograde, {workers} workers", quiet)
+        report.parallel_s, report.work_s_per_nb = _parallel(course_b, assignment, workers, n, "B")
+
+        if marginal:
+            half = students[: n // 2]
+            course_c = fresh_copy(template, root / "C-half", half)
+            _say(f"C: zoograde.batch.autograde, {workers} workers, {len(half)} notebooks", quiet)
+            report.marginal_n = len(half)
+            report.marginal_parallel_s, _ = _parallel(course_c, assignment, workers, len(half), "C")
+
+        a, b = gradebook_scores(course_a, assignment), gradebook_scores(course_b, assignment)
+        differences, unexpected, report.score_summary = compare(a, b, students, points)
+        report.scores_identical = not differences
+        report.scores_expected = not unexpected
+        report.problems += [f"A and B differ: {d}" for d in differences]
+        report.problems += [f"unexpected score: {u}" for u in unexpected]
+    finally:
+        if keep:
+            _say(f"kept the courses in {root}", quiet)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    return report
+
+
+def append_csv(path: Path, row: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m zoograde.bench", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Time plain sequential `nbgrader autograde` against zoograde.batch's parallel grading on this "
+                    "machine, check that both give the same scores, and append the numbers to a CSV file.",
+        epilog="Exit status: 0 measured (goals are reported, not enforced), 1 wrong or different scores or a "
+               "failed step, 2 usage error.")
+    parser.add_argument("--assignment", default=DEFAULT_ASSIGNMENT, help=f"default: {DEFAULT_ASSIGNMENT}")
+    parser.add_argument("--n", type=int, default=40, help="submissions to grade (default: 40)")
+    parser.add_argument("--workers", type=int, default=2, help="parallel worker processes (default: 2)")
+    parser.add_argument("--no-marginal", action="store_true",
+                        help="skip run C (N/2 submissions) and so the marginal cost per notebook")
+    parser.add_argument("--csv", default="results/bench-grading.csv",
+                        help="append the results to this CSV file (default: results/bench-grading.csv)")
+    parser.add_argument("--workdir", help="where the temporary courses go (default: the system's temp folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary courses (their path is printed)")
+    parser.add_argument("--quiet", action="store_true", help="no progress messages on standard error")
+    args = parser.parse_args(argv)
+    if args.n < 2 or args.workers < 1:
+        parser.error("--n must be at least 2 and --workers at least 1")
+    try:
+        report = run_bench(args.assignment, args.n, args.workers, not args.no_marginal,
+                           Path(args.workdir) if args.workdir else None, args.keep, args.quiet)
+    except BenchError as exc:
+        print(f"zoograde.bench: {exc}", file=sys.stderr)
+        return 1
+    print(f"\n## Grading {report.assignment}: sequential nbgrader vs zoograde.batch\n")
+    print(report.table())
+    print(f"\nscores (A): {report.score_summary}")
+    append_csv(Path(args.csv), report.csv_row())
+    print(f"appended to {args.csv}")
+    for problem in report.problems:
+        print(f"ERROR: {problem}", file=sys.stderr)
+    return 1 if report.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
