@@ -108,9 +108,10 @@ def _policy(allowed: list[str], protected: list[str], writable: list[str]):
         if event in read:
             if event == "open":
                 path, mode, flags = args
-                may_read(path)
                 if (mode and any(c in mode for c in "wax+")) or (flags and flags & _WRITE_FLAGS):
                     may_write(path)
+                else:
+                    may_read(path)
             elif args:
                 may_read(args[0])
         elif event in write:
@@ -249,7 +250,16 @@ class _Snapshot:
                 self.names[key] = value
 
     def foreign_threads(self) -> list[str]:
-        return [t.name for t in threading.enumerate() if t.ident not in self.threads and t.is_alive()]
+        """Threads running code written in the notebook (the libraries' own helper threads are not counted)."""
+        found = []
+        for thread in threading.enumerate():
+            if thread.ident in self.threads or not thread.is_alive():
+                continue
+            run = getattr(thread, "_target", None) or type(thread).run
+            filename = getattr(getattr(run, "__code__", None), "co_filename", "")
+            if filename.startswith("<") or "ipykernel_" in filename:
+                found.append(thread.name)
+        return found
 
 
 def _volatile(module: str, key: str) -> bool:

@@ -152,6 +152,8 @@ class RestoreCells(NbGraderPreprocessor):
             present[gid] = position
             position += 1
             missing.append(gid)
+        if empty and not nb.metadata.get(NOTES_KEY, {}).get("notes"):
+            note(nb, "Your notebook had no cells: the assignment's cells were put back and graded as unanswered")
         if missing and not empty:
             kinds = [("answer" if utils.is_solution(c) else "test" if utils.is_grade(c) else
                       "instructions" if c.cell_type == "markdown" else "setup") + f" '{g}'"
