@@ -1,0 +1,167 @@
+"""`zoo-grade autograde` at class scale: parallel, idempotent, interruptible, and on a Dask cluster.
+
+On a temporary course with honest submissions of assignment 3 (the reference solution, the
+blank release and a wrong one), through the installed ``zoo-grade`` command:
+
+- two workers grade the batch with a progress bar, and every score is right;
+- running the command again grades nothing, and changes nothing;
+- a changed submission, and only it, is graded again;
+- Ctrl-C halfway through keeps every grade already written, and the next run grades exactly
+  the rest;
+- the same command runs on a Dask cluster started with Dask's own ``dask scheduler`` and
+  ``dask worker`` programs, as it would across machines.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from test_hostile import ASSIGNMENT, build_submission, nbgrader, scores
+
+ROOT = Path(__file__).resolve().parents[1]
+COURSE = ROOT / "autograder"
+BIN = Path(sys.executable).parent
+WRONG = {"name": "wrong", "edits": [{"cell": "nin_network", "old": "NiNBlock(96, 256, 5, 1, 2)",
+                                      "new": "NiNBlock(96, 256, 5, 1, 1)"}]}
+FULL, WRONG_POINTS = 10.0, 6.0
+
+
+def make_course(tmp: Path, references: int) -> Path:
+    course = tmp / "course"
+    shutil.copytree(COURSE, course, ignore=shutil.ignore_patterns(
+        "gradebook.db", "release", "submitted", "autograded", "feedback", "exports", ".zoograde", "__pycache__",
+        "*.csv", "hostile"))
+    nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+    for i in range(references):
+        build_submission(course, {"name": f"ref{i:02d}"})
+    build_submission(course, {"name": "blank", "notebook": "release"})
+    build_submission(course, WRONG)
+    return course
+
+
+def expected(student: str) -> float:
+    return {"blank": 0.0, "wrong": WRONG_POINTS}.get(student, FULL)
+
+
+def zoo_grade(course: Path, *args: str, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    command = [str(BIN / "zoo-grade"), "--course", str(course), *args]
+    if kw.get("background"):
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+
+
+def total(course: Path, student: str) -> float:
+    return sum(scores(course, student).values())
+
+
+def students(course: Path) -> list[str]:
+    return sorted(p.name for p in (course / "submitted").iterdir())
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    course = make_course(tmp_path_factory.mktemp("batch"), references=4)
+    run = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2")
+    assert run.returncode == 0, run.stdout + run.stderr
+    return course, run
+
+
+def test_two_workers_grade_the_batch_with_a_progress_bar(course):
+    course, run = course
+    assert f"{ASSIGNMENT}: 6 graded, 0 already graded (skipped), 0 failed" in run.stdout
+    assert "with 2 worker(s)" in run.stdout
+    assert f"autograde {ASSIGNMENT}" in run.stderr and "6/6" in run.stderr  # tqdm's bar
+    for student in students(course):
+        assert total(course, student) == expected(student), student
+
+
+def test_running_again_grades_nothing_and_changes_nothing(course):
+    course, _ = course
+    before = {s: (total(course, s), (course / "autograded" / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").stat().st_mtime)
+              for s in students(course)}
+    run = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"{ASSIGNMENT}: 0 graded, 6 already graded (skipped), 0 failed" in run.stdout
+    after = {s: (total(course, s), (course / "autograded" / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").stat().st_mtime)
+             for s in students(course)}
+    assert after == before
+
+
+def test_a_changed_submission_and_only_it_is_graded_again(course):
+    course, _ = course
+    build_submission(course, {**WRONG, "name": "ref00"})  # ref00 hands in a wrong version
+    run = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2", "--no-progress")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"{ASSIGNMENT}: 1 graded, 5 already graded (skipped), 0 failed" in run.stdout
+    assert total(course, "ref00") == WRONG_POINTS
+    build_submission(course, {"name": "ref00"})
+    zoo_grade(course, "autograde", ASSIGNMENT, "--student", "ref00", "--no-progress")  # one worker, in-process
+    assert total(course, "ref00") == FULL
+
+
+def test_an_interrupted_batch_keeps_its_grades_and_the_next_run_grades_the_rest(tmp_path):
+    course = make_course(tmp_path, references=6)
+    markers = course / ".zoograde" / ASSIGNMENT
+    process = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2", background=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list(markers.glob("*.json"))) < 2 and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)  # Ctrl-C
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 1, out + err
+    assert "interrupted: the grades above are saved" in out
+    done = sorted(p.stem for p in markers.glob("*.json"))
+    assert 2 <= len(done) < 8, done
+    for student in done:  # every marker stands for a grade in the gradebook
+        assert total(course, student) == expected(student), student
+    run = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2", "--no-progress")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"{8 - len(done)} graded, {len(done)} already graded (skipped), 0 failed" in run.stdout
+    for student in students(course):
+        assert total(course, student) == expected(student), student
+
+
+def test_the_same_command_runs_on_a_dask_cluster(tmp_path):
+    """`dask scheduler` and `dask worker` as separate programs, as on several machines."""
+    course = make_course(tmp_path, references=2)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    info = tmp_path / "scheduler.json"
+    scheduler = subprocess.Popen([str(BIN / "dask"), "scheduler", "--scheduler-file", str(info), "--host",
+                                  "127.0.0.1", "--port", "0", "--no-dashboard"], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(info.read_text())["address"]
+        worker = subprocess.Popen([str(BIN / "dask"), "worker", address, "--nworkers", "2", "--nthreads", "1",
+                                   "--memory-limit", "0", "--no-dashboard"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+        run = zoo_grade(course, "autograde", ASSIGNMENT, "--scheduler", address, "--no-progress")
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert f"{ASSIGNMENT}: 4 graded, 0 already graded (skipped), 0 failed" in run.stdout
+        assert "with 2 worker(s)" in run.stdout
+        for student in students(course):
+            assert total(course, student) == expected(student), student
+    finally:
+        for process in (worker, scheduler):
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
