@@ -1,6 +1,7 @@
 """The nbgrader course, round trip: release, submit, autograde, feedback, export.
 
-On a temporary copy of ``autograder/``, with nbgrader's own commands:
+On a temporary copy of ``autograder/``, with nbgrader's own commands (autograding through
+``zoograde.batch``, which runs nbgrader's ``Autograde`` for each submission in parallel):
 
 - the released notebooks carry no solution and no hidden test;
 - the reference solutions score full marks, the untouched release scores zero;
@@ -112,7 +113,18 @@ def graded(tmp_path_factory):
             target.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, target)
             students.setdefault(name, {})[student] = case
-        nbgrader(course, "autograde", name, "--force")
+    # Grading with zoo-grade's engine: nbgrader's Autograde per submission, two at a time, on one local Dask
+    # cluster for all assignments (plain `nbgrader autograde` is exercised by tests/test_hostile.py).
+    from distributed import Client, LocalCluster
+
+    from zoograde import batch
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=0, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        for name in ASSIGNMENTS:
+            result = batch.autograde(course, name, scheduler=client, progress=False)
+            assert [r for r in result.results if r["status"] != "graded"] == [], result.summary()
+    for name in ASSIGNMENTS:
         nbgrader(course, "generate_feedback", name, "--force")
     nbgrader(course, "export")
     return course, students

@@ -198,8 +198,13 @@ def plan(course: Path, assignment: str, students: list[str] | None, force: bool,
 
 
 def autograde(course, assignment: str, students: list[str] | None = None, workers: int = 2,
-              scheduler: str | None = None, force: bool = False, time_limit: float | None = None,
+              scheduler=None, force: bool = False, time_limit: float | None = None,
               memory_limit_mb: int | None = None, progress: bool = True) -> BatchResult:
+    """Grade every submission of ``assignment`` that is not graded yet; see the module's docstring.
+
+    ``scheduler`` is a Dask scheduler's address, or a ``distributed.Client`` to reuse (for
+    several assignments in a row); without one, ``workers`` local processes are started.
+    """
     course = Path(course).resolve()
     overrides: dict = {}
     if time_limit is not None:
@@ -264,7 +269,11 @@ def _run(course: Path, assignment: str, tasks: list, overrides: dict, workers: i
 
     os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     cluster = None
-    if scheduler is None:
+    own_client = not hasattr(scheduler, "submit")
+    if not own_client:
+        client = scheduler
+        batch.workers = len(client.scheduler_info().get("workers", {})) or workers
+    elif scheduler is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
                                dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(cluster)
@@ -287,6 +296,7 @@ def _run(course: Path, assignment: str, tasks: list, overrides: dict, workers: i
             client.cancel(futures)
             raise
     finally:
-        client.close()
+        if own_client:
+            client.close()
         if cluster is not None:
             cluster.close()
