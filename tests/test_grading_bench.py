@@ -56,7 +56,7 @@ def test_table_has_every_field(bench_run):
                 "B: parallel `zoograde.batch.autograde`", "speed-up A/B", "A: seconds per notebook",
                 "B: seconds per notebook (wall)", "marginal cost per notebook (T_B − T_C) / (N − N/2)",
                 "goal: speed-up ≥ 1.7", "goal: marginal ≤ 3 s per notebook",
-                "A and B: same score for every student and cell"):
+                "A and B: same score for every student and cell", "load average before the run (1 min)"):
         assert key in rows, f"the table has no row {key!r}:\n{stdout}"
     assert rows["notebooks (N)"] == "4" and rows["workers"] == "2"
     assert rows["cores (os.cpu_count())"] == str(os.cpu_count())

@@ -55,6 +55,8 @@ CSV columns (one row per run, header written when the file is new):
 ``marginal_goal``           ``yes`` / ``no``: marginal <= 3 s (empty with ``--no-marginal``)
 ``scores_identical``        ``yes`` / ``no``: A and B agree on every student and cell
 ``scores_expected``         ``yes`` / ``no``: reference full marks, blank 0, cases their points
+``load_before``             1-minute load average when the run started (timings taken on a
+                            busy machine are not comparable: the bench warns above 0.5 per core)
 ``nbgrader``                nbgrader's version
 ==========================  =================================================================
 """
@@ -83,7 +85,7 @@ IGNORE = ("gradebook.db", "gradebook.db-*", "release", "submitted", "autograded"
 CSV_COLUMNS = ("date", "host", "assignment", "n", "workers", "cores", "sequential_s", "parallel_s", "speedup",
                "sequential_s_per_nb", "parallel_s_per_nb", "work_s_per_nb", "marginal_n", "marginal_parallel_s",
                "marginal_s_per_nb", "speedup_goal", "marginal_goal", "scores_identical", "scores_expected",
-               "nbgrader")
+               "load_before", "nbgrader")
 
 
 class BenchError(Exception):
@@ -256,6 +258,7 @@ class Report:
     scores_identical: bool = False
     scores_expected: bool = False
     score_summary: str = ""
+    load_before: float | None = None
 
     @property
     def speedup(self) -> float:
@@ -266,6 +269,10 @@ class Report:
         if self.marginal_parallel_s is None or not self.marginal_n or self.n <= self.marginal_n:
             return None
         return (self.parallel_s - self.marginal_parallel_s) / (self.n - self.marginal_n)
+
+    @property
+    def busy(self) -> bool:
+        return self.load_before is not None and self.load_before > 0.5 * self.cores
 
     @property
     def speedup_goal(self) -> bool:
@@ -299,6 +306,8 @@ class Report:
             (f"goal: marginal ≤ {MARGINAL_GOAL:g} s per notebook", yes(self.marginal_goal)),
             ("A and B: same score for every student and cell", yes(self.scores_identical)),
             ("scores as expected (reference full, blank 0, cases their points)", yes(self.scores_expected)),
+            ("load average before the run (1 min)", "n/a" if self.load_before is None else
+             f"{self.load_before:.2f}" + (" (**busy machine**: timings not representative)" if self.busy else "")),
         ]
         lines = ["| measure | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in rows]
         return "\n".join(lines)
@@ -317,7 +326,8 @@ class Report:
             "marginal_n": blank(self.marginal_n, "{}"), "marginal_parallel_s": blank(self.marginal_parallel_s),
             "marginal_s_per_nb": blank(self.marginal_s_per_nb, "{:.3f}"), "speedup_goal": yn(self.speedup_goal),
             "marginal_goal": yn(self.marginal_goal), "scores_identical": yn(self.scores_identical),
-            "scores_expected": yn(self.scores_expected), "nbgrader": version("nbgrader"),
+            "scores_expected": yn(self.scores_expected), "load_before": blank(self.load_before),
+            "nbgrader": version("nbgrader"),
         }
 
 
@@ -377,6 +387,11 @@ def run_bench(assignment: str = DEFAULT_ASSIGNMENT, n: int = 40, workers: int = 
         _say("ZOO_GRADEBOOK_URL is ignored: the bench grades into SQLite gradebooks of its own", quiet)
     root = Path(tempfile.mkdtemp(prefix="zoograde-bench-", dir=workdir))
     report = Report(assignment, n, workers, os.cpu_count() or 1)
+    if hasattr(os, "getloadavg"):
+        report.load_before = os.getloadavg()[0]
+        if report.busy:
+            _say(f"warning: the machine is busy (load average {report.load_before:.2f} on {report.cores} cores): "
+                 f"the timings will not be representative", quiet)
     try:
         _say(f"preparing {n} submissions of {assignment} in {root}", quiet)
         template = root / "template"
@@ -388,10 +403,12 @@ def run_bench(assignment: str = DEFAULT_ASSIGNMENT, n: int = 40, workers: int = 
         course_a = fresh_copy(template, root / "A-sequential")
         _say(f"A: nbgrader autograde {assignment} ({n} notebooks, one after the other)", quiet)
         report.sequential_s = nbgrader(course_a, "autograde", assignment)
+        _say(f"   {report.sequential_s:.1f} s", quiet)
 
         course_b = fresh_copy(template, root / "B-parallel")
         _say(f"B: zoograde.batch.autograde, {workers} workers", quiet)
         report.parallel_s, report.work_s_per_nb = _parallel(course_b, assignment, workers, n, "B")
+        _say(f"   {report.parallel_s:.1f} s", quiet)
 
         if marginal:
             half = students[: n // 2]
@@ -399,6 +416,7 @@ def run_bench(assignment: str = DEFAULT_ASSIGNMENT, n: int = 40, workers: int = 
             _say(f"C: zoograde.batch.autograde, {workers} workers, {len(half)} notebooks", quiet)
             report.marginal_n = len(half)
             report.marginal_parallel_s, _ = _parallel(course_c, assignment, workers, len(half), "C")
+            _say(f"   {report.marginal_parallel_s:.1f} s", quiet)
 
         a, b = gradebook_scores(course_a, assignment), gradebook_scores(course_b, assignment)
         differences, unexpected, report.score_summary = compare(a, b, students, points)
@@ -415,8 +433,17 @@ def run_bench(assignment: str = DEFAULT_ASSIGNMENT, n: int = 40, workers: int = 
 
 
 def append_csv(path: Path, row: dict) -> None:
+    """Append ``row``; a file with other columns (an older version of the bench) is moved aside first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists() or path.stat().st_size == 0
+    if not new:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+        if tuple(header) != CSV_COLUMNS:
+            aside = path.with_name(f"{path.stem}.{int(path.stat().st_mtime)}{path.suffix}")
+            os.replace(path, aside)
+            print(f"{path} had other columns: moved to {aside}", file=sys.stderr)
+            new = True
     with open(path, "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         if new:
