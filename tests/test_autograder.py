@@ -119,7 +119,7 @@ def graded(tmp_path_factory):
 
     from zoograde import batch
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=0, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=0, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         for name in ASSIGNMENTS:
             result = batch.autograde(course, name, scheduler=client, progress=False)

@@ -275,7 +275,7 @@ def _run(course: Path, assignment: str, tasks: list, overrides: dict, workers: i
         batch.workers = len(client.scheduler_info().get("workers", {})) or workers
     elif scheduler is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=":0", silence_logs=logging.ERROR)
         client = Client(cluster)
     else:
         client = Client(scheduler)

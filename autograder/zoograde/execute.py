@@ -50,6 +50,11 @@ KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "VIRTUAL_ENV", "PYTHONPA
             "ZOO_DATA", "HF_HUB_OFFLINE", "TORCH_HOME", "JUPYTER_PATH", "JUPYTER_RUNTIME_DIR")
 
 
+# Credentials in the grader's home folder that a notebook may not read (add others with GuardedExecute.protect).
+SECRET_HOME_FILES = (".ssh", ".pgpass", ".netrc", ".git-credentials", ".aws", ".gnupg", ".docker", ".kube",
+                     ".config", ".jupyter", ".local/share/jupyter", ".ipython", ".bash_history", ".python_history")
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """Starts :mod:`zoograde.kernel` with the environment :class:`GuardedExecute` built."""
 
@@ -176,7 +181,9 @@ class GuardedExecute(Execute):
         env = {k: v for k, v in os.environ.items() if k in KEEP_ENV}
         root = self.course_root or self.config.get("CourseDirectory", {}).get("root", "") or os.getcwd()
         runtime = os.environ.get("JUPYTER_RUNTIME_DIR") or _runtime_dir()
-        protect = [root, runtime, *self.protect]
+        home = os.path.expanduser("~")
+        secrets_at_home = [os.path.join(home, name) for name in SECRET_HOME_FILES]
+        protect = [root, runtime, *secrets_at_home, *self.protect]
         env.update({
             "HOME": self._tmp, "TMPDIR": self._tmp, "MPLCONFIGDIR": self._tmp, "XDG_CACHE_HOME": self._tmp,
             "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": str(self.threads),
@@ -391,8 +398,6 @@ def _label(cell, index: int) -> str:
 
 
 def _brief(changes: list[str]) -> str:
-    import os
-    if os.environ.get("ZOOGRADE_DEBUG"): return "; ".join(changes)
     return "; ".join(changes[:4]) + (f"; and {len(changes) - 4} more" if len(changes) > 4 else "")
 
 
