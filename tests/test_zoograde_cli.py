@@ -392,7 +392,9 @@ def test_autograde_passes_its_options_to_the_engine(tmp_path, fake_batch, capsys
     assert len(fake_batch.calls) == 4
 
     def not_released(course, assignment, **kwargs):
-        raise SystemExit(f"{assignment} is not in the gradebook: release it first")
+        from zoograde.course import NotReady
+
+        raise NotReady(f"{assignment} is not in the gradebook: release it first")
     fake_batch.autograde = not_released
     capsys.readouterr()
     assert run(course, "autograde", A) == 1

@@ -30,6 +30,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zoograde.course import CourseError, NotReady
+
 STATE_DIR = ".zoograde"
 
 
@@ -68,10 +70,9 @@ class BatchResult:
 
 def load_config(course: Path, overrides: dict | None = None):
     """The course's nbgrader_config.py as a traitlets Config, with ``{"Class": {"trait": value}}`` overrides."""
-    from traitlets.config import Config
-    from traitlets.config.loader import PyFileConfigLoader
+    from zoograde.course import load_config as course_config
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    config = course_config(course)
     for section, values in (overrides or {}).items():
         for key, value in values.items():
             config[section][key] = value
@@ -176,7 +177,7 @@ def plan(course: Path, assignment: str, students: list[str] | None, force: bool,
     if students:
         unknown = sorted(set(students) - set(found))
         if unknown:
-            raise SystemExit(f"no submission of {assignment} for: {', '.join(unknown)} (looked in {folder})")
+            raise CourseError(f"no submission of {assignment} for: {', '.join(unknown)} (looked in {folder})")
         found = [s for s in found if s in set(students)]
     in_gradebook = set() if force else graded_in_gradebook(_gradebook_url(config), assignment)
     tasks, skipped = [], []
@@ -243,7 +244,7 @@ def _check_released(config, assignment: str) -> None:
         with Gradebook(_gradebook_url(config)) as gb:
             gb.find_assignment(assignment)
     except MissingEntry:
-        raise SystemExit(f"{assignment} is not in the gradebook: release it first "
+        raise NotReady(f"{assignment} is not in the gradebook: release it first "
                          f"(zoo-grade release {assignment}, or nbgrader generate_assignment {assignment})") from None
 
 

@@ -94,11 +94,9 @@ def cmd_autograde(args, course: Path) -> int:
         options["workers"] = args.workers
     try:
         result = batch.autograde(course, args.assignment, **options)
-    except SystemExit as exc:           # the engine stops with a message, e.g. an assignment not released yet
-        if isinstance(exc.code, str):
-            print(f"zoo-grade autograde: {exc.code}", file=sys.stderr)
-            return ATTENTION
-        raise
+    except (C.CourseError, C.NotReady) as exc:  # e.g. an assignment not released yet, an unknown student
+        print(f"zoo-grade autograde: {exc}", file=sys.stderr)
+        return ATTENTION
     print(result.summary())
     unfinished = getattr(result, "interrupted", False) or any(r.get("status") != "graded" and
                                                               r.get("status") != "skipped" for r in result.results)
