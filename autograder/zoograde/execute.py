@@ -59,6 +59,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     """Starts :mod:`zoograde.kernel` with the environment :class:`GuardedExecute` built."""
 
     zoograde_env = Dict(help="the complete environment of the kernel process")
+    prewarm = Bool(True, help="fork kernels from a pre-loaded server (zoograde.forkserver)")
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         cmd = super().format_kernel_cmd(extra_arguments)
@@ -66,6 +67,13 @@ class SandboxedKernelManager(AsyncKernelManager):
             rest = cmd[cmd.index("ipykernel_launcher") + 1:]
         else:  # any other spec: keep its arguments, not its program
             rest = ["-f", self.connection_file, *(extra_arguments or [])]
+        if self.prewarm and self.zoograde_env:
+            from zoograde import forkserver
+
+            server_env = {**self.zoograde_env, "HOME": tempfile.gettempdir(), "TMPDIR": tempfile.gettempdir()}
+            path = forkserver.socket_path(server_env)
+            if path is not None:
+                return [sys.executable, "-m", "zoograde.forkserver", "--attach", path, "--", *rest]
         return [sys.executable, "-m", "zoograde.kernel", *rest]
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: t.Any) -> None:
@@ -93,6 +101,8 @@ class GuardedExecute(Execute):
     course_root = Unicode("", help="the course folder (default: CourseDirectory.root)").tag(config=True)
     guard = Bool(True, help="check and restore the kernel's helpers around every test cell").tag(config=True)
     guard_timeout = Float(60.0, help="seconds for a tamper check").tag(config=True)
+    prewarm = Bool(True, help="fork each kernel from a process that has imported PyTorch and the helpers once "
+                              "(zoograde.forkserver) instead of starting a new interpreter").tag(config=True)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
@@ -187,6 +197,7 @@ class GuardedExecute(Execute):
         env.update({
             "HOME": self._tmp, "TMPDIR": self._tmp, "MPLCONFIGDIR": self._tmp, "XDG_CACHE_HOME": self._tmp,
             "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": str(self.threads),
+            "OPENBLAS_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads),
             "ZOOGRADE_THREADS": str(self.threads), "ZOOGRADE_PROTECT": os.pathsep.join(protect),
             "ZOOGRADE_WRITABLE": self._tmp, "ZOOGRADE_FILE_MB": str(self.file_limit_mb),
             "ZOOGRADE_CPU_SECONDS": str(int(self.notebook_timeout * 2 + 60)) if self.notebook_timeout > 0 else "",
@@ -199,6 +210,7 @@ class GuardedExecute(Execute):
         km = super().create_kernel_manager()
         if isinstance(km, SandboxedKernelManager):
             km.zoograde_env = self._kernel_env()
+            km.prewarm = self.prewarm
         return km
 
     async def _start(self) -> bool:

@@ -41,28 +41,41 @@ def apply_limits(env=os.environ) -> None:
     _limit(resource.RLIMIT_CORE, 0)
 
 
-def main(argv: list[str] | None = None) -> None:
-    apply_limits()
+def preload(threads: int | None = None) -> None:
+    """Import what the notebooks and their tests use (the expensive part of starting a kernel)."""
     sys.dont_write_bytecode = True
-    threads = int(os.environ.get("ZOOGRADE_THREADS", "1"))
-
     import torch
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads or int(os.environ.get("ZOOGRADE_THREADS", "1")))
     import numpy  # noqa: F401  (snapshotted)
     import torch.nn.functional  # noqa: F401
     import zoolib  # noqa: F401
     import zoolib.checks  # noqa: F401
     import zoolib.profiler  # noqa: F401
+    from ipykernel.kernelapp import IPKernelApp  # noqa: F401
+
+    from zoograde import _guard  # noqa: F401
+
+
+def run(argv: list[str]) -> None:
+    """Start the kernel in this (pre-loaded) process, with the guard installed before the first cell."""
+    import torch
     from ipykernel.kernelapp import IPKernelApp
 
     from zoograde import _guard
 
+    torch.set_num_threads(int(os.environ.get("ZOOGRADE_THREADS", "1")))
     app = IPKernelApp.instance()
-    app.initialize(sys.argv[1:] if argv is None else argv)
+    app.initialize(argv)
     split = lambda name: [p for p in os.environ.get(name, "").split(os.pathsep) if p]
     _guard.install(allowed=[os.getcwd()], protected=split("ZOOGRADE_PROTECT"), writable=split("ZOOGRADE_WRITABLE"))
     app.start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    apply_limits()  # before the imports: they count against the memory limit too
+    preload()
+    run(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,264 @@
+"""Pre-loaded grading kernels: fork a warm process instead of starting a cold one.
+
+Of the ~5 s a notebook of this course takes to grade, ~3 s are its kernel starting: Python,
+PyTorch, NumPy, IPython and the course's helpers being imported. A grader process therefore
+starts one *fork server* that imports all of that once and waits on a Unix socket; each
+kernel is a ``fork()`` of it, which takes milliseconds and shares the imported code
+copy-on-write. The child then does what :mod:`zoograde.kernel` does for a cold start:
+takes the notebook's environment and folder, sets the resource limits, starts IPython's
+kernel and installs the guard before the first cell.
+
+jupyter_client needs a process it can watch and kill, so the command it launches is a small
+*attach* process (no heavy imports): it asks the server for a kernel, forwards SIGINT and
+SIGTERM to it, and exits with the kernel's exit status, or dies by the same signal. If the
+attach process is killed, the server kills the kernel. If the server dies or cannot start,
+kernels start cold, as before.
+
+    python -m zoograde.forkserver --serve SOCKET               # the server (started by the grader)
+    python -m zoograde.forkserver --attach SOCKET -- ARGS...   # one kernel (launched by jupyter_client)
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def _send(conn: socket.socket, message: dict) -> None:
+    conn.sendall(json.dumps(message).encode() + b"\n")
+
+
+def _receive(conn: socket.socket, buffer: bytearray) -> dict | None:
+    while b"\n" not in buffer:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        buffer += chunk
+    line, _, rest = bytes(buffer).partition(b"\n")
+    buffer[:] = rest
+    return json.loads(line)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The server
+
+def serve(path: str) -> None:
+    from zoograde import kernel
+
+    kernel.preload()
+    parent = os.getppid()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path + ".tmp")
+    os.rename(path + ".tmp", path)  # the socket appears only when the server is ready
+    listener.listen(64)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ, "accept")
+    selector.register(wake_r, selectors.EVENT_READ, "children")
+    children: dict[int, socket.socket] = {}
+    try:
+        while os.getppid() == parent:  # the grader that started us is gone: stop
+            for key, _ in selector.select(timeout=1.0):
+                if key.data == "accept":
+                    conn, _ = listener.accept()
+                    conn.settimeout(10)
+                    try:
+                        request = _receive(conn, bytearray())
+                    except (OSError, ValueError):
+                        request = None
+                    if request is None:
+                        conn.close()
+                        continue
+                    pid = os.fork()
+                    if pid == 0:  # the kernel
+                        selector.close()
+                        for fd in (listener, conn):
+                            fd.close()
+                        os.close(wake_r)
+                        os.close(wake_w)
+                        signal.set_wakeup_fd(-1)
+                        for s in (signal.SIGCHLD, signal.SIGTERM):
+                            signal.signal(s, signal.SIG_DFL)
+                        _become_kernel(request)
+                    conn.settimeout(None)
+                    _send(conn, {"pid": pid})
+                    children[pid] = conn
+                    selector.register(conn, selectors.EVENT_READ, pid)
+                elif key.data == "children":
+                    os.read(wake_r, 4096)
+                    _reap(children, selector)
+                else:  # the attach process went away (killed): the kernel goes too
+                    pid = key.data
+                    try:
+                        gone = not key.fileobj.recv(1)
+                    except OSError:
+                        gone = True
+                    if gone:
+                        selector.unregister(key.fileobj)
+                        _kill(pid)
+            _reap(children, selector)
+    finally:
+        for pid in list(children):
+            _kill(pid)
+        for name in (path, path + ".tmp"):
+            try:
+                os.unlink(name)
+            except OSError:
+                pass
+
+
+def _become_kernel(request: dict) -> None:
+    code = 1
+    try:
+        os.setsid()
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        from zoograde import kernel
+
+        kernel.apply_limits()
+        kernel.run(request["argv"])
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    except BaseException:  # noqa: BLE001
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _kill(pid: int) -> None:
+    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        try:
+            target()
+        except OSError:
+            pass
+
+
+def _reap(children: dict, selector) -> None:
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        conn = children.pop(pid, None)
+        if conn is None:
+            continue
+        try:
+            _send(conn, {"exit": os.waitstatus_to_exitcode(status)})
+        except OSError:
+            pass
+        try:
+            selector.unregister(conn)
+        except (KeyError, ValueError):
+            pass
+        conn.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The attach process
+
+def attach(path: str, argv: list[str]) -> int:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(path)
+    _send(conn, {"argv": argv, "env": dict(os.environ), "cwd": os.getcwd()})
+    buffer = bytearray()
+    reply = _receive(conn, buffer)
+    if reply is None or "pid" not in reply:
+        return 1
+    pid = reply["pid"]
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, lambda number, _frame: _forward(pid, number))
+    while True:
+        try:
+            reply = _receive(conn, buffer)
+            break
+        except InterruptedError:
+            continue
+    if reply is None:  # the server died
+        _kill(pid)
+        return 1
+    code = reply["exit"]
+    if code < 0:  # die the way the kernel died, so that the grader can say why
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+        time.sleep(1)
+    return code
+
+
+def _forward(pid: int, number: int) -> None:
+    try:
+        os.kill(pid, number)
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------------
+# In the grader: one server per process, started on first use
+
+_server: dict = {}
+
+
+def socket_path(env: dict, timeout: float = 60.0) -> str | None:
+    """The socket of this process's fork server, started with ``env`` if needed; None if it cannot start."""
+    if _server.get("failed"):
+        return None
+    process = _server.get("process")
+    if process is not None and process.poll() is None and os.path.exists(_server["path"]):
+        return _server["path"]
+    folder = tempfile.mkdtemp(prefix="zoograde-forkserver-")
+    path = os.path.join(folder, "socket")
+    process = subprocess.Popen([sys.executable, "-m", "zoograde.forkserver", "--serve", path], env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            _server["failed"] = True
+            return None
+        time.sleep(0.05)
+    _server.update(process=process, path=path, folder=folder)
+    if not _server.get("atexit"):
+        atexit.register(stop)
+        _server["atexit"] = True
+    return path
+
+
+def stop() -> None:
+    process = _server.pop("process", None)
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def main(args: list[str]) -> int:
+    if len(args) >= 2 and args[0] == "--serve":
+        serve(args[1])
+        return 0
+    if len(args) >= 3 and args[0] == "--attach" and args[2] == "--":
+        return attach(args[1], args[3:])
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
