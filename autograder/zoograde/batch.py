@@ -33,6 +33,9 @@ from pathlib import Path
 from zoograde.course import CourseError, NotReady
 
 STATE_DIR = ".zoograde"
+# Dask's workers sample their own stacks every 10 ms and check the event loop every 20 ms: about a tenth
+# of two cores while grading (measured: 20 notebooks took 48.6 s with them, 43.5 s without).
+QUIET_DASK = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False", "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s"}
 
 
 @dataclass
@@ -269,6 +272,7 @@ def _run(course: Path, assignment: str, tasks: list, overrides: dict, workers: i
     from distributed import Client, LocalCluster, as_completed
 
     os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    os.environ.update(QUIET_DASK)  # read by the worker processes as they start
     cluster = None
     own_client = not hasattr(scheduler, "submit")
     if not own_client:

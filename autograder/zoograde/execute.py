@@ -4,7 +4,9 @@ Plugged into ``nbgrader autograde`` by ``nbgrader_config.py`` (``Autograde.autog
 so the same defences hold with or without ``zoo-grade``. What it adds to nbgrader:
 
 * **Limits.** Every notebook runs in :mod:`zoograde.kernel` with a memory limit, one
-  PyTorch thread and no access to the course folder. The notebook as a whole has a time
+  PyTorch thread and no access to the course folder. Kernels are forked from a process that
+  has imported PyTorch and the helpers once (:mod:`zoograde.forkserver`), which halves the
+  time a notebook of this course takes to grade. The notebook as a whole has a time
   limit (``notebook_timeout``) besides nbgrader's per-cell one; a cell that would pass it
   is stopped, and the cells after it are not run.
 * **Only the guilty cell fails.** A cell that hangs, or whose process dies (``os._exit``,

@@ -53,6 +53,10 @@ def serve(path: str) -> None:
     from zoograde import kernel
 
     kernel.preload()
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the children's collections then skip what was imported, instead of copying its pages
     parent = os.getppid()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path + ".tmp")

@@ -1,7 +1,8 @@
 """The kernel a submission runs in: ``python -m zoograde.kernel -f CONNECTION_FILE``.
 
-Started by :class:`zoograde.execute.SandboxedKernelManager` instead of ``ipykernel_launcher``.
-Before the first cell it
+Started by :class:`zoograde.execute.SandboxedKernelManager` instead of ``ipykernel_launcher``
+(a cold start), or forked from :mod:`zoograde.forkserver`, which has run :func:`preload` once
+and runs :func:`apply_limits` and :func:`run` in each child. Before the first cell it
 
 1. sets hard resource limits: address space for data (``RLIMIT_DATA``: a memory bomb gets a
    ``MemoryError`` in its own cell instead of taking the machine), CPU seconds (a last
