@@ -260,6 +260,25 @@ def _progress(total: int, done: int, assignment: str, enabled: bool):
                 dynamic_ncols=True)
 
 
+def _share_fork_server(course: Path, overrides: dict) -> None:
+    """Start the kernels' fork server here, once for all local workers (each would start its own)."""
+    from zoograde import forkserver
+    from zoograde.execute import GuardedExecute
+
+    config = load_config(course, overrides)
+    executor = GuardedExecute(config=config)
+    if not executor.prewarm:
+        return
+    import tempfile
+
+    process = forkserver._server.get("process")
+    if process is not None and process.poll() is None:  # still running from an earlier batch of this process
+        os.environ[forkserver.SHARED] = forkserver._server["path"]
+        return
+    executor._tmp = tempfile.gettempdir()
+    os.environ[forkserver.SHARED] = forkserver.start(executor._kernel_env())  # workers wait until it is ready
+
+
 def _run(course: Path, assignment: str, tasks: list, overrides: dict, workers: int, scheduler: str | None,
          batch: BatchResult):
     """Yield results as they complete."""
@@ -275,6 +294,8 @@ def _run(course: Path, assignment: str, tasks: list, overrides: dict, workers: i
     os.environ.update(QUIET_DASK)  # read by the worker processes as they start
     cluster = None
     own_client = not hasattr(scheduler, "submit")
+    if scheduler is None:  # local workers share one fork server, started while the cluster starts
+        _share_fork_server(course, overrides)
     if not own_client:
         client = scheduler
         batch.workers = len(client.scheduler_info().get("workers", {})) or workers

@@ -218,30 +218,49 @@ def _forward(pid: int, number: int) -> None:
 _server: dict = {}
 
 
+SHARED = "ZOOGRADE_FORKSERVER"  # a server's socket that the grading processes of one machine share
+
+
 def socket_path(env: dict, timeout: float = 60.0) -> str | None:
-    """The socket of this process's fork server, started with ``env`` if needed; None if it cannot start."""
+    """The socket of the fork server: the machine's shared one (``$ZOOGRADE_FORKSERVER``, started by
+    ``zoo-grade autograde`` for its local workers), else this process's own, started with ``env`` if
+    needed; None if none can start."""
+    shared = os.environ.get(SHARED)
+    if shared and _ready(shared, None, timeout):
+        return shared
     if _server.get("failed"):
         return None
     process = _server.get("process")
-    if process is not None and process.poll() is None and os.path.exists(_server["path"]):
+    if process is None or process.poll() is not None:
+        start(env)
+    if _ready(_server["path"], _server["process"], timeout):
         return _server["path"]
+    _server["process"].kill()
+    _server["failed"] = True
+    return None
+
+
+def start(env: dict) -> str:
+    """Start this process's fork server (it imports for a few seconds); returns its socket's path at once."""
     folder = tempfile.mkdtemp(prefix="zoograde-forkserver-")
     path = os.path.join(folder, "socket")
     process = subprocess.Popen([sys.executable, "-m", "zoograde.forkserver", "--serve", path], env=env,
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            _server["failed"] = True
-            return None
-        time.sleep(0.05)
     _server.update(process=process, path=path, folder=folder)
     if not _server.get("atexit"):
         atexit.register(stop)
         _server["atexit"] = True
     return path
+
+
+def _ready(path: str, process, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if (process is not None and process.poll() is not None) or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def stop() -> None:
