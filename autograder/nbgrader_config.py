@@ -8,7 +8,7 @@ Run the standard commands from this folder (``cd autograder``):
     nbgrader export                               # grades.csv
 
 The gradebook is SQLite in this folder unless ZOO_GRADEBOOK_URL names another SQLAlchemy
-URL (e.g. postgresql://user@host/cnnzoo for a shared gradebook).
+URL (e.g. postgresql+psycopg2://user@host/cnnzoo for a shared gradebook).
 """
 import os
 

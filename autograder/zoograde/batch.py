@@ -8,7 +8,7 @@ inside a worker process, with the course's ``nbgrader_config.py`` (so every defe
 * ``scheduler="tcp://host:8786"`` sends the same tasks to an existing Dask cluster. Its
   workers need this repository installed and the course folder at the same path (a
   shared file system), and the gradebook must be a database server they can all reach
-  (``ZOO_GRADEBOOK_URL=postgresql://...``); see the instructor guide.
+  (``ZOO_GRADEBOOK_URL=postgresql+psycopg2://...``); see the instructor guide.
 
 Nothing is lost when a batch stops halfway. nbgrader writes a student's grades to the
 gradebook as soon as that student's notebook is graded, and this module then writes a
