@@ -93,3 +93,28 @@ def test_a_crash_fails_its_cell_only(tmp_path, prewarm):
     assert [o.get("text") for o in after.outputs] == ["42\n"]   # replayed x and y, skipped the crash
     notes = Path(tmp_path / ".zoograde-notebook.json").read_text()
     assert "exited with status 3" in notes
+
+
+def test_the_kernel_sees_neither_the_graders_secrets_nor_its_home(tmp_path, monkeypatch):
+    from traitlets.config import Config
+
+    from zoograde.execute import GuardedExecute
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".pgpass").write_text("dbhost:5432:cnnzoo:grader:s3cret\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("ZOO_GRADEBOOK_URL", "postgresql+psycopg2://grader:s3cret@dbhost/cnnzoo")
+    work = tmp_path / "work"
+    work.mkdir()
+    nb = new_notebook(cells=[
+        new_code_cell("import os\nprint(sorted(k for k in os.environ if 'GRADEBOOK' in k), os.environ['HOME'] != "
+                      f"{str(home)!r})"),
+        new_code_cell(f"open({str(home / '.pgpass')!r}).read()")])
+    config = Config()
+    config.CourseDirectory.root = str(tmp_path / "course")
+    nb, _ = GuardedExecute(config=config).preprocess(nb, {"metadata": {"path": str(work)}})
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+    assert cells[0].outputs[0]["text"] == "[] True\n"
+    assert cells[1].outputs[0]["ename"] == "GradingPolicyError"
+    assert "s3cret" not in nbformat.writes(nb)
