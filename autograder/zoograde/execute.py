@@ -120,7 +120,6 @@ class GuardedExecute(Execute):
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
         self._notes: list[str] = list(nb.metadata.get(NOTES_KEY, {}).get("notes", []))
-        self._events: list[dict] = []
         self._out_bytes: dict[int, int] = {}
         self._cut: set[int] = set()
         self._tmp = tempfile.mkdtemp(prefix="zoograde-kernel-")
