@@ -40,10 +40,9 @@ def nbgrader(course: Path, *args: str, timeout: int = 1800) -> subprocess.Comple
 
 
 def _solution_cells(name: str) -> dict[str, str]:
-    nb = nbformat.read(COURSE / "source" / name / f"{name}.ipynb", as_version=4)
-    strip = lambda s: "\n".join(l for l in s.splitlines() if "### BEGIN SOLUTION" not in l and "### END SOLUTION" not in l)
-    return {c.metadata["nbgrader"]["grade_id"]: strip(c.source) for c in nb.cells
-            if c.metadata.get("nbgrader", {}).get("solution")}
+    from zoograde.bench import solution_cells
+
+    return solution_cells(COURSE, name)
 
 
 def _hidden_lines(name: str) -> list[str]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,10 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from test_hostile import ASSIGNMENT, build_submission, nbgrader, scores
+from test_hostile import ASSIGNMENT, build_submission, released_course, scores
 
-ROOT = Path(__file__).resolve().parents[1]
-COURSE = ROOT / "autograder"
 BIN = Path(sys.executable).parent
 WRONG = {"name": "wrong", "edits": [{"cell": "nin_network", "old": "NiNBlock(96, 256, 5, 1, 2)",
                                       "new": "NiNBlock(96, 256, 5, 1, 1)"}]}
@@ -35,11 +32,7 @@ FULL, WRONG_POINTS = 10.0, 6.0
 
 
 def make_course(tmp: Path, references: int) -> Path:
-    course = tmp / "course"
-    shutil.copytree(COURSE, course, ignore=shutil.ignore_patterns(
-        "gradebook.db", "release", "submitted", "autograded", "feedback", "exports", ".zoograde", "__pycache__",
-        "*.csv", "hostile"))
-    nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+    course = released_course(tmp)
     for i in range(references):
         build_submission(course, {"name": f"ref{i:02d}"})
     build_submission(course, {"name": "blank", "notebook": "release"})

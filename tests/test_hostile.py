@@ -21,6 +21,8 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from test_autograder import _hidden_lines
+from zoograde.bench import IGNORE, solution_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = ROOT / "autograder"
@@ -62,13 +64,8 @@ def build_submission(course: Path, spec: dict) -> Path:
         return target
     nb = copy.deepcopy(release)
     if spec.get("notebook") != "release":
-        source = nbformat.read(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-        for cell in source.cells:
-            meta = cell.metadata.get("nbgrader", {})
-            if meta.get("solution"):
-                _cell(nb, meta["grade_id"]).source = "\n".join(
-                    line for line in cell.source.splitlines() if "### BEGIN SOLUTION" not in line
-                    and "### END SOLUTION" not in line)
+        for gid, answer in solution_cells(course, ASSIGNMENT).items():
+            _cell(nb, gid).source = answer
     for edit in spec.get("edits", []):
         cell = _cell(nb, edit["cell"])
         assert edit["old"] in cell.source, f"{spec['name']}: {edit['old']!r} not in {edit['cell']}"
@@ -90,12 +87,16 @@ def build_submission(course: Path, spec: dict) -> Path:
     return target
 
 
-def make_course(tmp: Path) -> tuple[Path, dict[str, str]]:
+def released_course(tmp: Path) -> Path:
+    """A fresh copy of the course (no gradebook, no submissions) with the assignment released."""
     course = tmp / "course"
-    shutil.copytree(COURSE, course, ignore=shutil.ignore_patterns(
-        "gradebook.db", "release", "submitted", "autograded", "feedback", "exports", ".zoograde", "__pycache__",
-        "*.csv"))
+    shutil.copytree(COURSE, course, ignore=shutil.ignore_patterns(*IGNORE, "hostile"))
     nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+    return course
+
+
+def make_course(tmp: Path) -> tuple[Path, dict[str, str]]:
+    course = released_course(tmp)
     digests = {}
     for spec in CORPUS["submissions"]:
         path = build_submission(course, spec)
@@ -109,17 +110,6 @@ def scores(course: Path, student: str) -> dict[str, float]:
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         nb = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student)
         return {g.name: g.score for g in nb.grades}
-
-
-def hidden_lines() -> list[str]:
-    nb = nbformat.read(COURSE / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-    lines, inside = [], False
-    for cell in nb.cells:
-        for line in cell.source.splitlines():
-            inside = (inside or "BEGIN HIDDEN TESTS" in line) and "END HIDDEN TESTS" not in line
-            if inside and len(line.strip()) > 25 and "HIDDEN TESTS" not in line:
-                lines.append(line.strip())
-    return lines
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +161,7 @@ def test_feedback_says_what_happened_and_shows_no_hidden_test(parallel, name):
     text = html.unescape(re.sub(r"<[^>]+>", "", page))
     for message in spec.get("messages", []):
         assert message in text, f"{name}: the feedback lacks {message!r}"
-    leaked = [line for line in hidden_lines() if line in text]
+    leaked = [line for line in _hidden_lines(ASSIGNMENT) if line in text]
     assert not leaked, f"{name}: hidden test lines in the feedback: {leaked[:2]}"
 
 

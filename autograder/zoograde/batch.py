@@ -271,12 +271,8 @@ def _share_fork_server(course: Path, overrides: dict) -> None:
         return
     import tempfile
 
-    process = forkserver._server.get("process")
-    if process is not None and process.poll() is None:  # still running from an earlier batch of this process
-        os.environ[forkserver.SHARED] = forkserver._server["path"]
-        return
-    executor._tmp = tempfile.gettempdir()
-    os.environ[forkserver.SHARED] = forkserver.start(executor._kernel_env())  # workers wait until it is ready
+    # workers wait until it is ready; a server still running from an earlier batch of this process is reused
+    os.environ[forkserver.SHARED] = forkserver.start(executor._kernel_env(tempfile.gettempdir()))
 
 
 def _run(course: Path, assignment: str, tasks: list, overrides: dict, workers: int, scheduler: str | None,

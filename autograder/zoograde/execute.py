@@ -86,9 +86,11 @@ class SandboxedKernelManager(AsyncKernelManager):
 
 
 class _KernelGone(Exception):
-    def __init__(self, how: str):
-        super().__init__(how)
-        self.how = how
+    """The kernel was lost while a cell ran: ``ename`` and ``evalue`` become that cell's error."""
+
+    def __init__(self, ename: str, evalue: str):
+        super().__init__(f"{ename}: {evalue}")
+        self.ename, self.evalue = ename, evalue
 
 
 class GuardedExecute(Execute):
@@ -160,8 +162,8 @@ class GuardedExecute(Execute):
                 elif self.guard and utils.is_locked(cell):
                     await self._check_kernel("trust", cell, label)
             except _KernelGone as gone:
-                self._fail(cell, gone.how.split(":")[0], gone.how.split(": ", 1)[-1])
-                self._note(f"{label}: {gone.how.split(': ', 1)[-1]}")
+                self._fail(cell, gone.ename, gone.evalue)
+                self._note(f"{label}: {gone.evalue}")
                 alive = await self._restart(ran)
                 continue
             if self._explain_memory_errors(cell, label):
@@ -178,17 +180,18 @@ class GuardedExecute(Execute):
             await self.async_execute_cell(cell, index, execution_count=self.code_cells_executed + 1)
         except CellTimeoutError:
             if remaining < per_cell:
-                raise _KernelGone(f"NotebookTimeLimit: this cell was stopped when the notebook reached its time "
+                raise _KernelGone("NotebookTimeLimit", f"this cell was stopped when the notebook reached its time "
                                   f"limit of {self.notebook_timeout:.0f} s") from None
-            raise _KernelGone(f"CellTimeout: this cell was stopped after {self.timeout} s, the limit for one "
+            raise _KernelGone("CellTimeout", f"this cell was stopped after {self.timeout} s, the limit for one "
                               f"cell (an infinite loop?)") from None
         except DeadKernelError:
-            raise _KernelGone(f"KernelDied: {await self._why_dead()}") from None
+            raise _KernelGone("KernelDied", await self._why_dead()) from None
         finally:
             self.timeout = self._base_timeout
 
     # -- kernel lifecycle --------------------------------------------------------------------------
-    def _kernel_env(self) -> dict:
+    def _kernel_env(self, tmp: str) -> dict:
+        """The whole environment of a kernel whose private folder (home, temporary files) is ``tmp``."""
         env = {k: v for k, v in os.environ.items() if k in KEEP_ENV}
         root = self.course_root or self.config.get("CourseDirectory", {}).get("root", "") or os.getcwd()
         runtime = os.environ.get("JUPYTER_RUNTIME_DIR") or _runtime_dir()
@@ -196,11 +199,11 @@ class GuardedExecute(Execute):
         secrets_at_home = [os.path.join(home, name) for name in SECRET_HOME_FILES]
         protect = [root, runtime, *secrets_at_home, *self.protect]
         env.update({
-            "HOME": self._tmp, "TMPDIR": self._tmp, "MPLCONFIGDIR": self._tmp, "XDG_CACHE_HOME": self._tmp,
+            "HOME": tmp, "TMPDIR": tmp, "MPLCONFIGDIR": tmp, "XDG_CACHE_HOME": tmp,
             "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": str(self.threads),
             "OPENBLAS_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads),
             "ZOOGRADE_THREADS": str(self.threads), "ZOOGRADE_PROTECT": os.pathsep.join(protect),
-            "ZOOGRADE_WRITABLE": self._tmp, "ZOOGRADE_FILE_MB": str(self.file_limit_mb),
+            "ZOOGRADE_WRITABLE": tmp, "ZOOGRADE_FILE_MB": str(self.file_limit_mb),
             "ZOOGRADE_CPU_SECONDS": str(int(self.notebook_timeout * 2 + 60)) if self.notebook_timeout > 0 else "",
             "ZOOGRADE_MEMORY_MB": str(self.memory_limit_mb) if self.memory_limit_mb > 0 else "",
             "PYTHONPATH": os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)),
@@ -210,7 +213,7 @@ class GuardedExecute(Execute):
     def create_kernel_manager(self):
         km = super().create_kernel_manager()
         if isinstance(km, SandboxedKernelManager):
-            km.zoograde_env = self._kernel_env()
+            km.zoograde_env = self._kernel_env(self._tmp)
             km.prewarm = self.prewarm
         return km
 
@@ -298,12 +301,12 @@ class GuardedExecute(Execute):
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise _KernelGone("CellTimeout: the kernel stopped responding")
+                raise _KernelGone("CellTimeout", "the kernel stopped responding")
             try:
                 msg = await self.kc.shell_channel.get_msg(timeout=min(remaining, 1.0))
             except Exception:  # queue.Empty
                 if not await self.kc.is_alive():
-                    raise _KernelGone(f"KernelDied: {await self._why_dead()}") from None
+                    raise _KernelGone("KernelDied", await self._why_dead()) from None
                 continue
             if msg["parent_header"].get("msg_id") == msg_id:
                 return msg["content"]
@@ -334,7 +337,7 @@ class GuardedExecute(Execute):
             if threads:
                 self._note(f"before {label}: your code left {len(threads)} thread(s) running ({', '.join(threads[:3])})")
             if report.get("hijacked"):
-                raise _KernelGone("TamperingDetected: the grader could not check the kernel before this test; "
+                raise _KernelGone("TamperingDetected", "the grader could not check the kernel before this test; "
                                   "the test was not run")
         elif phase == "post":
             if changes or threads or report.get("hijacked"):

@@ -23,6 +23,7 @@ import atexit
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -230,9 +231,7 @@ def socket_path(env: dict, timeout: float = 60.0) -> str | None:
         return shared
     if _server.get("failed"):
         return None
-    process = _server.get("process")
-    if process is None or process.poll() is not None:
-        start(env)
+    start(env)
     if _ready(_server["path"], _server["process"], timeout):
         return _server["path"]
     _server["process"].kill()
@@ -241,7 +240,10 @@ def socket_path(env: dict, timeout: float = 60.0) -> str | None:
 
 
 def start(env: dict) -> str:
-    """Start this process's fork server (it imports for a few seconds); returns its socket's path at once."""
+    """Start this process's fork server unless it runs (it imports for a few seconds); its socket's path, at once."""
+    process = _server.get("process")
+    if process is not None and process.poll() is None:
+        return _server["path"]
     folder = tempfile.mkdtemp(prefix="zoograde-forkserver-")
     path = os.path.join(folder, "socket")
     process = subprocess.Popen([sys.executable, "-m", "zoograde.forkserver", "--serve", path], env=env,
@@ -271,6 +273,7 @@ def stop() -> None:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+    shutil.rmtree(_server.pop("folder", ""), ignore_errors=True)
 
 
 def main(args: list[str]) -> int:
