@@ -5,13 +5,19 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-LECTURES = ROOT.parent / "shared" / "lectures"
+# The lecture texts are not part of the repository (their sentences are not ours to copy).
+# CI points ZOO_LECTURES at them; a clone with nothing beside it skips the one test that reads them.
+LECTURES_DEFAULT = ROOT.parent / "shared" / "lectures"
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
 @pytest.fixture(scope="session")
 def lectures_dir() -> Path:
-    if not LECTURES.is_dir():
-        pytest.fail(f"lecture folder not found at {LECTURES}: the course repo expects shared/ beside it")
-    return LECTURES
+    chosen = os.environ.get("ZOO_LECTURES")
+    folder = Path(chosen).expanduser() if chosen else LECTURES_DEFAULT
+    if folder.is_dir() and any(folder.glob("*.txt")):
+        return folder
+    if chosen:  # asked for explicitly (as .ci/run does): a missing folder is an error, not a skip
+        pytest.fail(f"ZOO_LECTURES={chosen} holds no lecture texts (*.txt)")
+    pytest.skip(f"the lecture texts are not here ({folder}); set ZOO_LECTURES to the folder that holds them")

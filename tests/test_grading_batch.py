@@ -45,7 +45,7 @@ def expected(student: str) -> float:
 
 
 def zoo_grade(course: Path, *args: str, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **kw.get("env", {})}
     command = [str(BIN / "zoo-grade"), "--course", str(course), *args]
     if kw.get("background"):
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -101,26 +101,65 @@ def test_a_changed_submission_and_only_it_is_graded_again(course):
     assert total(course, "ref00") == FULL
 
 
+# Submissions that never finish on their own: the blank release plus a cell that sleeps until the
+# cell time limit stops it. They sort after the references, so Dask (which runs tasks in the order
+# they were submitted) grades the references first and the batch is still busy, by construction,
+# when the test interrupts it.
+SLEEPER = {"notebook": "release", "extra_cells": [{"source": "import time\nwhile True:\n    time.sleep(1)"}]}
+REFERENCES_BEFORE_SLEEPERS = 3
+
+
 def test_an_interrupted_batch_keeps_its_grades_and_the_next_run_grades_the_rest(tmp_path):
-    course = make_course(tmp_path, references=4)
+    course = released_course(tmp_path)
+    refs = [f"ref{i:02d}" for i in range(REFERENCES_BEFORE_SLEEPERS)]
+    sleepers = [f"zz_sleeper{i}" for i in range(3)]
+    for name in refs:
+        build_submission(course, {"name": name})
+    for name in sleepers:
+        build_submission(course, {**SLEEPER, "name": name})
     markers = course / ".zoograde" / ASSIGNMENT
-    process = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2", background=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and len(list(markers.glob("*.json"))) < 2 and process.poll() is None:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)  # Ctrl-C
-    out, err = process.communicate(timeout=120)
+    # The first run lets a cell run for 15 minutes: the sleepers cannot finish while the test watches.
+    process = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2", background=True,
+                        env={"ZOOGRADE_CELL_TIME_LIMIT": "900"})
+    try:
+        deadline = time.monotonic() + 600
+        while len(list(markers.glob("*.json"))) < len(refs):
+            assert process.poll() is None, "the batch ended although its sleepers cannot finish"
+            assert time.monotonic() < deadline, "the references were not graded within 10 minutes"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)  # Ctrl-C while both workers are busy with sleepers
+        out, err = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
     assert process.returncode == 1, out + err
     assert "interrupted: the grades above are saved" in out
     done = sorted(p.stem for p in markers.glob("*.json"))
-    assert 2 <= len(done) < 6, done
+    assert done == refs, done
     for student in done:  # every marker stands for a grade in the gradebook
-        assert total(course, student) == expected(student), student
-    run = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2", "--no-progress")
+        assert total(course, student) == FULL, student
+    # The second run stops each sleeper's endless cell after 20 s; the blank answers score 0.
+    run = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2", "--no-progress",
+                    env={"ZOOGRADE_CELL_TIME_LIMIT": "20"})
     assert run.returncode == 0, run.stdout + run.stderr
-    assert f"{6 - len(done)} graded, {len(done)} already graded (skipped), 0 failed" in run.stdout
-    for student in students(course):
-        assert total(course, student) == expected(student), student
+    assert f"{len(sleepers)} graded, {len(refs)} already graded (skipped), 0 failed" in run.stdout
+    for student in sleepers:
+        assert total(course, student) == 0.0, student
+    for student in refs:
+        assert total(course, student) == FULL, student
+
+
+def _scheduler_address(info: Path, scheduler: subprocess.Popen, seconds: float = 120) -> str:
+    """The scheduler's address, once its file is whole: it may exist before it is fully written."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return json.loads(info.read_text())["address"]
+        except (OSError, ValueError, KeyError):
+            assert scheduler.poll() is None, f"dask scheduler exited with {scheduler.returncode}"
+            assert time.monotonic() < deadline, f"{info} held no scheduler address after {seconds:.0f} s"
+            time.sleep(0.2)
 
 
 def test_the_same_command_runs_on_a_dask_cluster(tmp_path):
@@ -133,10 +172,7 @@ def test_the_same_command_runs_on_a_dask_cluster(tmp_path):
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     worker = None
     try:
-        deadline = time.monotonic() + 60
-        while not info.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        address = json.loads(info.read_text())["address"]
+        address = _scheduler_address(info, scheduler)
         worker = subprocess.Popen([str(BIN / "dask"), "worker", address, "--nworkers", "2", "--nthreads", "1",
                                    "--memory-limit", "0", "--no-dashboard"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
