@@ -1,0 +1,238 @@
+"""zoolib.dataflow: style-independent traces, and messages that name the real mistake.
+
+The reference is zoolib's Inception module with inception (3a)'s widths from Table 1 of
+Szegedy et al. 2014 (192 in; 64 | 96->128 | 16->32 | pool->32). Each "correct" variant is
+written the way a student might write it (other creation and call order, plain lists,
+functional ReLU, in-place ReLU, ``padding='same'``); that they compute the same function is
+checked independently, by copying the weights across and comparing outputs.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from zoolib.dataflow import Trace, compare, trace
+from zoolib.models.googlenet import Inception
+
+X = torch.randn(2, 192, 28, 28)
+WIDTHS = dict(in_channels=192, ch1x1=64, ch3x3red=96, ch3x3=128, ch5x5red=16, ch5x5=32, pool_proj=32)
+
+
+def reference() -> nn.Module:
+    torch.manual_seed(0)
+    return Inception(**WIDTHS)
+
+
+def conv(cin, cout, k, **kw):
+    return nn.Conv2d(cin, cout, k, **kw)
+
+
+class PlainList(nn.Module):
+    """Branches in a plain Python list (not registered as submodules), created last-first."""
+
+    def __init__(self):
+        super().__init__()
+        pool = [nn.MaxPool2d(3, 1, 1), conv(192, 32, 1), nn.ReLU()]
+        five = [conv(192, 16, 1), nn.ReLU(), conv(16, 32, 5, padding=2), nn.ReLU()]
+        three = [conv(192, 96, 1), nn.ReLU(), conv(96, 128, 3, padding=1), nn.ReLU()]
+        one = [conv(192, 64, 1), nn.ReLU()]
+        self.branches = [one, three, five, pool]
+
+    def forward(self, x):
+        outs = []
+        for branch in reversed(self.branches):        # computed in the other order ...
+            y = x
+            for layer in branch:
+                y = layer(y)
+            outs.append(y)
+        return torch.cat(outs[::-1], dim=1)           # ... concatenated in the required one
+
+
+class Functional(nn.Module):
+    """Convolutions as attributes, F.relu in place, padding='same', branches computed 4-3-2-1."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = conv(192, 32, 1)
+        self.c5 = conv(16, 32, 5, padding="same")
+        self.r5 = conv(192, 16, 1)
+        self.c3 = conv(96, 128, 3, padding="same")
+        self.r3 = conv(192, 96, 1)
+        self.b1 = conv(192, 64, 1)
+
+    def forward(self, x):
+        b4 = F.relu(self.p(F.max_pool2d(x, 3, stride=1, padding=1)), inplace=True)
+        b3 = F.relu(self.c5(F.relu(self.r5(x))))
+        b2 = torch.relu(self.c3(self.r3(x).relu_()))
+        b1 = self.b1(x).clamp_min(0) if False else F.relu(self.b1(x))
+        return torch.cat((b1, b2, b3, b4), 1)
+
+
+class ModuleListStyle(nn.Module):
+    """d2l's style: Sequential branches in a ModuleList, with a helper taking keyword arguments."""
+
+    def __init__(self):
+        super().__init__()
+
+        def unit(cin, cout, k, padding=0):
+            return [nn.Conv2d(cin, cout, kernel_size=k, padding=padding), nn.ReLU(inplace=True)]
+
+        self.paths = nn.ModuleList([nn.Sequential(*unit(192, 64, 1)),
+                                    nn.Sequential(*unit(192, 96, 1), *unit(96, 128, 3, padding=1)),
+                                    nn.Sequential(*unit(192, 16, 1), *unit(16, 32, 5, padding=2)),
+                                    nn.Sequential(nn.MaxPool2d(kernel_size=3, stride=1, padding=1), *unit(192, 32, 1))])
+        self.scale = nn.Parameter(torch.ones(()), requires_grad=False)  # an extra attribute of their own
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x):
+        return torch.cat([p(x) for p in self.paths], dim=1)
+
+
+CORRECT = {"plain list, other orders": PlainList, "functional, in place, padding='same'": Functional,
+           "ModuleList with extras": ModuleListStyle}
+
+
+def _convs_by_role(module: nn.Module) -> list[nn.Conv2d]:
+    """The six convolutions keyed by (in, out, kernel): each is unique in this block."""
+    found = {}
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            found[(m.in_channels, m.out_channels, m.kernel_size)] = m
+    if hasattr(module, "branches"):  # PlainList's convolutions are not submodules
+        for branch in module.branches:
+            for m in branch:
+                if isinstance(m, nn.Conv2d):
+                    found[(m.in_channels, m.out_channels, m.kernel_size)] = m
+    return found
+
+
+@pytest.mark.parametrize("name", CORRECT)
+def test_a_correct_block_in_another_style_traces_the_same(name):
+    ref, mine = reference(), CORRECT[name]()
+    assert compare(trace(mine, X), trace(ref, X)) == []
+    # independent check that they really compute the same function
+    ref_convs, my_convs = _convs_by_role(ref), _convs_by_role(mine)
+    assert ref_convs.keys() == my_convs.keys()
+    with torch.no_grad():
+        for key, m in my_convs.items():
+            m.weight.copy_(ref_convs[key].weight)
+            m.bias.copy_(ref_convs[key].bias)
+        torch.testing.assert_close(mine(X), ref(X))
+
+
+def _edited(**changes) -> nn.Module:
+    """The reference with some layers replaced (keys are attribute paths)."""
+    block = reference()
+    for path, layer in changes.items():
+        parent, _, leaf = path.rpartition(".")
+        setattr(block.get_submodule(parent) if parent else block, leaf, layer)
+    return block
+
+
+def _messages(block: nn.Module) -> list[str]:
+    return [str(f) for f in compare(trace(block, X), trace(reference(), X))]
+
+
+def test_a_pool_of_the_wrong_kind_is_named_with_its_branch():
+    msgs = _messages(_edited(**{"branch4.0": nn.AvgPool2d(3, 1, 1)}))
+    assert len(msgs) == 1 and msgs[0].startswith("branch 4, layer 1:")
+    assert "AvgPool 3" in msgs[0] and "expected MaxPool 3" in msgs[0] and "wrong kind of pooling" in msgs[0]
+
+
+@pytest.mark.parametrize("pool,words", [
+    (nn.MaxPool2d(3, 1, 1, ceil_mode=True), "ceil_mode True instead of False"),
+    (nn.MaxPool2d(3, 1, 1, dilation=1), None),                          # the same pool, spelled out
+])
+def test_pool_settings_are_compared(pool, words):
+    msgs = _messages(_edited(**{"branch4.0": pool}))
+    assert (msgs == []) if words is None else (len(msgs) == 1 and words in msgs[0])
+
+
+def test_branches_concatenated_in_the_wrong_order():
+    block = reference()
+    block.forward = lambda x: torch.cat([block.branch2(x), block.branch1(x), block.branch3(x), block.branch4(x)], 1)
+    msgs = _messages(block)
+    assert len(msgs) == 1 and "wrong order" in msgs[0] and "(2, 1, 3, 4)" in msgs[0]
+
+
+def test_a_missing_relu_is_named_with_what_it_follows():
+    block = reference()
+    block.branch2[1] = nn.Sequential(block.branch2[1].conv) if hasattr(block.branch2[1], "conv") else \
+        next(m for m in block.branch2[1].modules() if isinstance(m, nn.Conv2d))
+    msgs = _messages(block)
+    assert len(msgs) == 1 and msgs[0].startswith("branch 2")
+    assert "missing ReLU after Conv 3x3, 96->128" in msgs[0]
+
+
+def test_a_wrong_padding_is_named():
+    # a 5x5 with padding 2 on one side only would not concatenate; 'padding 2' vs 1 on a 3x3 neither.
+    # So change the 3x3's dilation and padding together: same shape, different function.
+    block = reference()
+    c = next(m for m in block.branch2.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3))
+    c.padding, c.dilation = (2, 2), (2, 2)
+    msgs = _messages(block)
+    assert len(msgs) == 1 and "branch 2, layer 3" in msgs[0]
+    assert "padding [2, 2] instead of [1, 1]" in msgs[0] and "dilation [2, 2] instead of [1, 1]" in msgs[0]
+
+
+def bn_unit(momentum=0.1, eps=1e-3, track=True, kernel=(1, 7), padding=(0, 3)) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(8, 8, kernel, padding=padding, bias=False),
+                         nn.BatchNorm2d(8, eps=eps, momentum=momentum, track_running_stats=track), nn.ReLU())
+
+
+@pytest.mark.parametrize("student,words", [
+    (bn_unit(momentum=0.9), ["momentum 0.9 instead of 0.1"]),
+    (bn_unit(eps=1e-5), ["eps 1e-05 instead of 0.001"]),
+    (bn_unit(track=False), ["without running statistics", "track_running_stats=True"]),
+    (bn_unit(kernel=(7, 1), padding=(3, 0)), ["Conv 7x1", "expected Conv 1x7", "swapped"]),
+])
+def test_batch_norm_settings_and_kernel_orientation(student, words):
+    x = torch.randn(4, 8, 9, 9)
+    msgs = [str(f) for f in compare(trace(student, x), trace(bn_unit(), x))]
+    assert len(msgs) == 1 and msgs[0].startswith("layer ")
+    for w in words:
+        assert w in msgs[0], msgs[0]
+
+
+class Residual(nn.Module):
+    def __init__(self, shortcut_first: bool, scale: float = 0.17):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1))
+        self.shortcut_first, self.scale = shortcut_first, scale
+
+    def forward(self, x):
+        if self.shortcut_first:
+            return F.relu(x + self.scale * self.body(x))
+        return F.relu(self.body(x) * self.scale + x)
+
+
+def test_a_residual_block_with_the_shortcut_written_first_is_the_same():
+    x = torch.randn(2, 8, 6, 6)
+    assert compare(trace(Residual(True), x), trace(Residual(False), x)) == []
+
+
+def test_a_wrong_residual_scale_is_found():
+    x = torch.randn(2, 8, 6, 6)
+    msgs = [str(f) for f in compare(trace(Residual(True, scale=0.1), x), trace(Residual(False), x))]
+    assert msgs and any("0.1" in m and "0.17" in m for m in msgs), msgs
+
+
+def test_a_trace_is_plain_json_and_round_trips():
+    t = trace(reference(), X)
+    text = t.to_json()
+    back = Trace.from_json(text)
+    assert compare(back, t) == [] and json.loads(text)["input_shape"] == [2, 192, 28, 28]
+    kinds = [o.kind for o in t.ops]
+    assert kinds.count("convolution") == 6 and kinds.count("relu") == 6 and kinds.count("cat") == 1
+    assert kinds.count("max_pool2d_with_indices") == 1
+
+
+def test_untrusted_trace_data_is_refused():
+    with pytest.raises(ValueError):
+        Trace.from_json({"ops": [{"id": 0, "kind": "relu", "settings": {"x": object()}, "inputs": [-1]}]})
+    with pytest.raises(ValueError):
+        Trace.from_json('{"ops": 3}')

@@ -1,0 +1,419 @@
+"""What a block *does*, as plain data: every operation on the data, in dataflow order.
+
+:func:`trace` runs a module once under a PyTorch dispatch mode and records each ATen
+operation whose inputs descend from the block's input: convolutions with their kernel,
+stride, padding, dilation and groups; pooling with size, stride, padding, ``ceil_mode`` and
+``count_include_pad``; batch norm with momentum, eps and whether it tracks running
+statistics; activations, concatenations and additions. The result is a :class:`Trace` that
+converts to and from JSON, so a grader can receive it from another process.
+
+The dispatch level is below every style choice a student can make: ``nn.ReLU`` and
+``F.relu`` (or ``inplace=True``) are the same ``relu``; ``padding='same'`` arrives as
+explicit padding; a ``list`` of branches, a ``ModuleList`` or four attributes, created in any
+order and called in any order, produce the same graph as long as the data flows the same way.
+
+:func:`compare` matches a student's trace against a reference trace by dataflow, never by
+position in ``__init__`` or in the call sequence: it walks both graphs back from the output,
+pairs the inputs of each concatenation in order (the order the assignment fixes), the two
+sides of an addition in either order, and aligns each chain of layers, so a missing, extra
+or different layer is named with its branch and position.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+__all__ = ["Op", "Trace", "Finding", "trace", "compare", "describe"]
+
+aten = torch.ops.aten
+
+# Operations that only re-view or copy the data: transparent for structure (their output is
+# the same node as their input), so `x.view(n, -1)` and `torch.flatten(x, 1)` agree.
+_TRANSPARENT = {"view", "_unsafe_view", "reshape", "flatten", "squeeze", "unsqueeze", "contiguous", "clone",
+                "detach", "alias", "expand", "permute", "transpose", "t", "_to_copy", "lift_fresh", "copy"}
+_COMMUTATIVE = {"add", "mul", "maximum", "minimum"}
+
+
+@dataclass
+class Op:
+    """One operation on the data."""
+    id: int
+    kind: str                         # ATen name without overload or in-place underscore: "convolution"
+    settings: dict                    # plain values that decide what it computes
+    inputs: list                      # ids of the data nodes it reads, in argument order; -1 is the block input
+    shape: list                       # output shape
+    params: list = field(default_factory=list)   # qualified names of the module parameters it reads
+
+
+@dataclass
+class Trace:
+    ops: list[Op]
+    output: list[int]                  # node ids of the block's output tensor(s)
+    input_shape: list
+
+    def to_json(self) -> str:
+        return json.dumps({"ops": [vars(o) for o in self.ops], "output": self.output,
+                           "input_shape": self.input_shape})
+
+    @classmethod
+    def from_json(cls, text: str | dict) -> "Trace":
+        """Parses untrusted data: only the expected fields and plain types are accepted."""
+        data = json.loads(text) if isinstance(text, str) else text
+        if not isinstance(data, dict) or not isinstance(data.get("ops"), list):
+            raise ValueError("a trace is an object with a list of ops")
+        ops = []
+        for raw in data["ops"]:
+            if not isinstance(raw, dict):
+                raise ValueError("each op is an object")
+            op = Op(id=int(raw["id"]), kind=str(raw["kind"]), settings=_plain(raw.get("settings", {})),
+                    inputs=[int(i) for i in raw.get("inputs", [])], shape=[int(s) for s in raw.get("shape", [])],
+                    params=[str(p) for p in raw.get("params", [])])
+            ops.append(op)
+        return cls(ops, [int(i) for i in data.get("output", [])], [int(s) for s in data.get("input_shape", [])])
+
+    def by_id(self) -> dict[int, Op]:
+        return {o.id: o for o in self.ops}
+
+
+def _plain(value):
+    """JSON-able plain data only (no objects smuggled in through a trace)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise ValueError(f"a trace holds plain values only, not {type(value).__name__}")
+
+
+def _ints(v) -> list[int]:
+    return [int(x) for x in v] if isinstance(v, (list, tuple)) else [int(v)]
+
+
+def _settings(kind: str, args: tuple, kwargs: dict) -> dict:
+    """The arguments that decide what an operation computes, as plain data."""
+    a = list(args)
+    if kind == "convolution":
+        w = a[1]
+        return {"out_channels": int(w.shape[0]), "in_channels_per_group": int(w.shape[1]),
+                "kernel": [int(s) for s in w.shape[2:]], "bias": a[2] is not None, "stride": _ints(a[3]),
+                "padding": _ints(a[4]), "dilation": _ints(a[5]), "transposed": bool(a[6]), "groups": int(a[8])}
+    if kind in ("max_pool2d_with_indices", "max_pool2d"):
+        return {"kernel": _ints(a[1]), "stride": _ints(a[2]) if len(a) > 2 and a[2] else _ints(a[1]),
+                "padding": _ints(a[3]) if len(a) > 3 else [0, 0], "dilation": _ints(a[4]) if len(a) > 4 else [1, 1],
+                "ceil_mode": bool(a[5]) if len(a) > 5 else False}
+    if kind == "avg_pool2d":
+        return {"kernel": _ints(a[1]), "stride": _ints(a[2]) if len(a) > 2 and a[2] else _ints(a[1]),
+                "padding": _ints(a[3]) if len(a) > 3 else [0, 0], "ceil_mode": bool(a[4]) if len(a) > 4 else False,
+                "count_include_pad": bool(a[5]) if len(a) > 5 else True,
+                "divisor_override": a[6] if len(a) > 6 else None}
+    if kind in ("native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
+                "batch_norm"):
+        if kind == "_native_batch_norm_legit_no_training":   # (input, w, b, mean, var, momentum, eps)
+            w, mean, training, momentum, eps = a[1], a[3], False, a[5], a[6]
+        elif kind == "_native_batch_norm_legit" and len(a) == 6:  # no running stats: (input, w, b, training, momentum, eps)
+            w, mean, training, momentum, eps = a[1], None, a[3], a[4], a[5]
+        else:                                                     # (input, w, b, mean, var, training, momentum, eps)
+            w, mean, training, momentum, eps = a[1], a[3], a[5], a[6], a[7]
+        return {"num_features": int(a[0].shape[1]), "affine": w is not None, "running_stats": mean is not None,
+                "training": bool(training), "momentum": float(momentum), "eps": float(eps)}
+    if kind == "cat":
+        return {"dim": int(a[1]) if len(a) > 1 else int(kwargs.get("dim", 0))}
+    if kind in ("native_dropout", "dropout"):
+        return {"p": float(a[1]), "train": bool(a[2]) if len(a) > 2 and a[2] is not None else True}
+    if kind == "mean":
+        return {"dims": _ints(a[1]) if len(a) > 1 and a[1] is not None else [], "keepdim": bool(a[2]) if len(a) > 2 else False}
+    if kind in ("leaky_relu", "hardtanh", "elu", "softplus"):
+        return {"args": [float(x) for x in a[1:] if isinstance(x, (int, float))]}
+    if kind in ("addmm", "mm", "linear"):
+        return {}
+    # anything else: the plain scalar arguments
+    return {"args": [x for x in a[1:] if isinstance(x, (bool, int, float, str))]}
+
+
+class _Recorder(TorchDispatchMode):
+    def __init__(self, params: dict[int, str]):
+        super().__init__()
+        self.params = params
+        self.nodes: dict[int, int] = {}       # id(tensor) -> node id
+        self.keep: list = []                  # keeps traced tensors alive, so ids are not reused
+        self.ops: list[Op] = []
+
+    def node_of(self, t) -> int | None:
+        return self.nodes.get(id(t)) if isinstance(t, torch.Tensor) else None
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        kind = func.overloadpacket.__name__.rstrip("_") if hasattr(func, "overloadpacket") else str(func)
+        flat: list = []
+        for a in list(args) + list(kwargs.values()):
+            flat.extend(a if isinstance(a, (list, tuple)) else [a])
+        data = [n for n in (self.node_of(a) for a in flat) if n is not None]
+        if not data:  # bookkeeping on buffers (num_batches_tracked += 1), constants: not dataflow
+            return out
+        first = out[0] if isinstance(out, (tuple, list)) else out
+        if kind in _TRANSPARENT and len(data) == 1:
+            node = data[0]
+        else:
+            params = [self.params[id(a)] for a in flat if isinstance(a, torch.Tensor) and id(a) in self.params]
+            node = len(self.ops)
+            self.ops.append(Op(node, kind, _settings(kind, tuple(args), kwargs), data,
+                               list(first.shape) if isinstance(first, torch.Tensor) else [], params))
+        if isinstance(first, torch.Tensor):
+            self.nodes[id(first)] = node
+            self.keep.append(first)
+        return out
+
+
+def trace(module: nn.Module, x: torch.Tensor, train: bool = True) -> Trace:
+    """Run ``module`` on ``x`` once and record what it does to the data (see the module docstring).
+
+    ``train`` traces in training mode, so dropout and batch norm's training-time settings
+    are recorded; the module's mode is restored afterwards.
+    """
+    params = {id(p): name for name, p in module.named_parameters()}
+    params.update({id(b): name for name, b in module.named_buffers()})
+    was_training = module.training
+    module.train(train)
+    recorder = _Recorder(params)
+    x = x.clone()
+    try:
+        with recorder:
+            recorder.nodes[id(x)] = -1
+            recorder.keep.append(x)
+            out = module(x)
+    finally:
+        module.train(was_training)
+    outs = out if isinstance(out, (tuple, list)) else [out]
+    ids = [recorder.nodes.get(id(o), -2) if isinstance(o, torch.Tensor) else -2 for o in outs]
+    return Trace(recorder.ops, ids, list(x.shape))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Describing and comparing
+
+_NAMES = {"convolution": "Conv", "max_pool2d_with_indices": "MaxPool", "max_pool2d": "MaxPool",
+          "avg_pool2d": "AvgPool", "native_batch_norm": "BatchNorm", "_native_batch_norm_legit": "BatchNorm",
+          "_native_batch_norm_legit_no_training": "BatchNorm", "relu": "ReLU", "cat": "concatenation",
+          "add": "addition", "native_dropout": "Dropout", "mean": "mean (global average pool)", "addmm": "Linear",
+          "sigmoid": "Sigmoid", "tanh": "Tanh", "mul": "multiplication"}
+
+
+def _pair(v: list[int]) -> str:
+    return str(v[0]) if len(set(v)) == 1 else "x".join(map(str, v))
+
+
+def describe(op: Op) -> str:
+    """A layer as a student would write it: 'Conv 1x7, 128->192, stride 1, padding 0x3'."""
+    s, name = op.settings, _NAMES.get(op.kind, op.kind)
+    if op.kind == "convolution":
+        k = "x".join(map(str, s["kernel"]))
+        text = f"Conv {k}, {s['in_channels_per_group'] * s['groups']}->{s['out_channels']}, stride {_pair(s['stride'])}, " \
+               f"padding {_pair(s['padding'])}"
+        if s["groups"] != 1:
+            text += f", groups {s['groups']}"
+        if any(d != 1 for d in s["dilation"]):
+            text += f", dilation {_pair(s['dilation'])}"
+        return text + ("" if s["bias"] else ", no bias")
+    if op.kind in ("max_pool2d_with_indices", "max_pool2d", "avg_pool2d"):
+        text = f"{name} {'x'.join(map(str, s['kernel']))}, stride {_pair(s['stride'])}, padding {_pair(s['padding'])}"
+        if s.get("ceil_mode"):
+            text += ", ceil_mode=True"
+        if op.kind == "avg_pool2d" and not s.get("count_include_pad", True):
+            text += ", count_include_pad=False"
+        return text
+    if "batch_norm" in op.kind:
+        text = f"BatchNorm({s['num_features']}, eps={s['eps']:g}, momentum={s['momentum']:g})"
+        if not s["running_stats"]:
+            text += " without running statistics"
+        if not s["affine"]:
+            text += " without affine parameters"
+        return text
+    if op.kind == "cat":
+        return f"concatenation along dim {s['dim']}"
+    if op.kind == "native_dropout":
+        return f"Dropout(p={s['p']:g})"
+    if op.kind in ("mul", "add", "div", "sub") and s.get("args"):
+        word = {"mul": "multiplication by", "add": "addition of", "div": "division by", "sub": "subtraction of"}
+        return f"{word[op.kind]} {', '.join(f'{a:g}' if isinstance(a, float) else str(a) for a in s['args'])}"
+    return name
+
+
+def _signature(op: Op) -> str:
+    """What must agree between a student's layer and the reference's (settings, not names)."""
+    s = dict(op.settings)
+    if "batch_norm" in op.kind:
+        kind = "batch_norm"
+        s.pop("training", None)
+    elif op.kind in ("max_pool2d_with_indices", "max_pool2d"):
+        kind = "max_pool2d"
+    else:
+        kind = op.kind
+    return kind + json.dumps(s, sort_keys=True)
+
+
+@dataclass
+class Finding:
+    """One difference, with where it is ("branch 3, layer 2") and what to do."""
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class _Graph:
+    def __init__(self, t: Trace):
+        self.t, self.ops = t, t.by_id()
+        self._keys: dict[int, str] = {}
+
+    def key(self, node: int) -> str:
+        """A canonical form of everything that computes ``node`` (memoised)."""
+        if node < 0:
+            return "INPUT" if node == -1 else "UNKNOWN"
+        if node in self._keys:
+            return self._keys[node]
+        op = self.ops.get(node)
+        if op is None:
+            return "UNKNOWN"
+        kids = [self.key(i) for i in op.inputs]
+        if op.kind in _COMMUTATIVE:
+            kids = sorted(kids)
+        self._keys[node] = key = f"{_signature(op)}({','.join(kids)})"
+        return key
+
+    def chain(self, node: int) -> tuple[list[int], int]:
+        """Follow single-input layers back from ``node``: (layers, input-first; where the chain starts)."""
+        layers = []
+        while node >= 0 and node in self.ops and len(self.ops[node].inputs) == 1 and self.ops[node].kind != "cat":
+            layers.append(node)
+            node = self.ops[node].inputs[0]
+        return layers[::-1], node
+
+
+def compare(student: Trace | dict | str, reference: Trace | dict | str, what: str = "your block") -> list[Finding]:
+    """Every place where ``student`` computes differently from ``reference``; empty when they agree."""
+    s = student if isinstance(student, Trace) else Trace.from_json(student)
+    r = reference if isinstance(reference, Trace) else Trace.from_json(reference)
+    gs, gr = _Graph(s), _Graph(r)
+    findings: list[Finding] = []
+    if s.input_shape != r.input_shape:
+        findings.append(Finding("", f"traced on input {s.input_shape}, expected {r.input_shape}"))
+    if len(s.output) != len(r.output):
+        findings.append(Finding("", f"{what} returns {len(s.output)} tensor(s); expected {len(r.output)}"))
+        return findings
+    for i, (so, ro) in enumerate(zip(s.output, r.output)):
+        where = "" if len(r.output) == 1 else f"output {i + 1}"
+        if so < -1:
+            findings.append(Finding(where, f"{what} returns something that was not computed from its input"))
+            continue
+        _diff(gs, gr, so, ro, where, findings, what)
+    return findings
+
+
+def _join(where: str, more: str) -> str:
+    return f"{where}, {more}" if where else more
+
+
+def _diff(gs: _Graph, gr: _Graph, sn: int, rn: int, where: str, out: list[Finding], what: str) -> None:
+    if gs.key(sn) == gr.key(rn):
+        return
+    s_layers, s_start = gs.chain(sn)
+    r_layers, r_start = gr.chain(rn)
+    s_desc = [_signature(gs.ops[n]) for n in s_layers]
+    r_desc = [_signature(gr.ops[n]) for n in r_layers]
+    before = len(out)
+    if s_desc != r_desc:
+        _diff_chain(gs, gr, s_layers, r_layers, where, out)
+    # then what feeds the chains
+    if len(out) > before and (s_start == -1) != (r_start == -1):
+        return  # one side reads the input directly, the other merges branches: the chain message says enough
+    if s_start == -1 and r_start == -1:
+        return
+    if s_start < 0 or r_start < 0:
+        if len(out) == before:
+            out.append(Finding(where, "this path does not start from the block's input as expected"))
+        return
+    sm, rm = gs.ops[s_start], gr.ops[r_start]
+    merge_where = _join(where, "before that") if r_layers else where
+    if _signature(sm) != _signature(rm) or (sm.kind != rm.kind):
+        out.append(Finding(merge_where, f"yours merges with {describe(sm)} of {len(sm.inputs)} inputs; "
+                                        f"expected {describe(rm)} of {len(rm.inputs)} inputs"))
+        return
+    s_in, r_in = list(sm.inputs), list(rm.inputs)
+    if len(s_in) != len(r_in):
+        out.append(Finding(merge_where, f"the {describe(rm)} joins {len(s_in)} branches; expected {len(r_in)}"))
+        return
+    if rm.kind in _COMMUTATIVE:  # pair the operands whichever way round they were written
+        if sorted(gs.key(i) for i in s_in) == sorted(gr.key(i) for i in r_in):
+            return
+        if gs.key(s_in[0]) == gr.key(r_in[1]) or gs.key(s_in[1]) == gr.key(r_in[0]):
+            s_in = s_in[::-1]
+    elif rm.kind == "cat":
+        s_keys, r_keys = [gs.key(i) for i in s_in], [gr.key(i) for i in r_in]
+        if sorted(s_keys) == sorted(r_keys) and s_keys != r_keys:
+            order = [r_keys.index(k) + 1 for k in s_keys]
+            out.append(Finding(merge_where, f"the branches are right but concatenated in the wrong order: yours "
+                                            f"puts them as branches {tuple(order)} of the required order "
+                                            f"(1, ..., {len(r_keys)}); torch.cat must list them in that order"))
+            return
+    for i, (a, b) in enumerate(zip(s_in, r_in)):
+        label = f"branch {i + 1}" if rm.kind == "cat" else ("the shortcut" if gr.key(b) == "INPUT" else
+                                                              f"operand {i + 1} of the {describe(rm)}")
+        _diff(gs, gr, a, b, _join(where, label), out, what)
+
+
+def _diff_chain(gs: _Graph, gr: _Graph, s_layers: list[int], r_layers: list[int], where: str,
+                out: list[Finding]) -> None:
+    s_sig = [_signature(gs.ops[n]) for n in s_layers]
+    r_sig = [_signature(gr.ops[n]) for n in r_layers]
+    # align by kind first, so a wrong setting shows as "different", not as one missing plus one extra
+    s_kind = [gs.ops[n].kind.replace("_native_batch_norm_legit_no_training", "native_batch_norm")
+              .replace("_native_batch_norm_legit", "native_batch_norm") for n in s_layers]
+    r_kind = [gr.ops[n].kind.replace("_native_batch_norm_legit_no_training", "native_batch_norm")
+              .replace("_native_batch_norm_legit", "native_batch_norm") for n in r_layers]
+    matcher = difflib.SequenceMatcher(a=r_kind, b=s_kind, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            for k in range(i2 - i1):
+                ri, si = i1 + k, j1 + k
+                if r_sig[ri] != s_sig[si]:
+                    rop, sop = gr.ops[r_layers[ri]], gs.ops[s_layers[si]]
+                    out.append(Finding(_join(where, f"layer {si + 1}"), _different(sop, rop)))
+        elif tag == "replace" and i2 - i1 == j2 - j1:
+            for k in range(i2 - i1):
+                rop, sop = gr.ops[r_layers[i1 + k]], gs.ops[s_layers[j1 + k]]
+                out.append(Finding(_join(where, f"layer {j1 + k + 1}"),
+                                   f"yours is {describe(sop)}; expected {describe(rop)}" + _hint(sop, rop)))
+        else:
+            for ri in range(i1, i2):
+                after = f" after {describe(gr.ops[r_layers[ri - 1]])}" if ri > 0 else " first, on the input"
+                out.append(Finding(_join(where, f"layer {j1 + 1}"),
+                                   f"missing {describe(gr.ops[r_layers[ri]])}{after}"))
+            for si in range(j1, j2):
+                out.append(Finding(_join(where, f"layer {si + 1}"),
+                                   f"{describe(gs.ops[s_layers[si]])} should not be there"))
+
+
+def _different(sop: Op, rop: Op) -> str:
+    diffs = [k for k in rop.settings if sop.settings.get(k) != rop.settings.get(k) and k != "training"]
+    detail = ", ".join(f"{k} {sop.settings.get(k)} instead of {rop.settings.get(k)}" for k in diffs)
+    return f"yours is {describe(sop)}; expected {describe(rop)} ({detail})" + _hint(sop, rop)
+
+
+def _hint(sop: Op, rop: Op) -> str:
+    s, r = sop.settings, rop.settings
+    if sop.kind == rop.kind == "convolution" and s.get("kernel") == r.get("kernel")[::-1] and s["kernel"] != r["kernel"]:
+        return " - the 1xn and nx1 kernels are swapped"
+    if "batch_norm" in sop.kind and "batch_norm" in rop.kind and not s.get("running_stats") and r.get("running_stats"):
+        return " - keep track_running_stats=True so evaluation uses the running mean and variance"
+    if {sop.kind, rop.kind} == {"avg_pool2d", "max_pool2d_with_indices"}:
+        return " - wrong kind of pooling"
+    return ""
