@@ -465,6 +465,9 @@ def collect(course: Path, assignment: str, source: str | os.PathLike, pattern: s
 
 
 def _finish(course: Path, assignment: str, rows: list[CollectRow]) -> CollectResult:
+    from .deadlines import annotate_collect
+
+    annotate_collect(course, assignment, rows)   # how late, by the course's policy; the LMS's own late mark
     exports = course / "exports"
     exports.mkdir(exist_ok=True)
     report = exports / f"collect-{assignment}.csv"
@@ -588,8 +591,9 @@ def export(course: Path, output: str | os.PathLike | None = None) -> ExportResul
     """The gradebook as one CSV row per student, and the max points in ``<output stem>-max.csv``.
 
     Columns: ``student_id``; per assignment (in the gradebook's order: due date, then name)
-    one column per graded cell ``<assignment>/<grade_id>`` (in notebook order) and
-    ``<assignment>/total``; then ``total`` and ``max_total``. A student without a submission
+    one column per graded cell ``<assignment>/<grade_id>`` (in notebook order),
+    ``<assignment>/late_penalty`` (points taken off by the late policy) and
+    ``<assignment>/total`` (the cells less the penalty); then ``total`` and ``max_total``. A student without a submission
     for an assignment has empty cells there; ``total`` counts only what was submitted.
     The companion file has the same columns and one row, ``student_id`` = ``max_points``.
     """
@@ -602,7 +606,7 @@ def export(course: Path, output: str | os.PathLike | None = None) -> ExportResul
         plan = [(a.name, _columns(course, a)) for a in assignments]
         header = ["student_id"]
         for name, cols in plan:
-            header += [c.name for c in cols] + [f"{name}/total"]
+            header += [c.name for c in cols] + [f"{name}/late_penalty", f"{name}/total"]
         header += ["total", "max_total"]
         max_total = sum(c.max_score for _, cols in plan for c in cols)
         rows = []
@@ -610,18 +614,20 @@ def export(course: Path, output: str | os.PathLike | None = None) -> ExportResul
             row, total = [student.id], 0.0
             for name, cols in plan:
                 try:
-                    scores = _scores(gb.find_submission(name, student.id))
+                    submission = gb.find_submission(name, student.id)
                 except MissingEntry:
-                    row += [""] * (len(cols) + 1)
+                    row += [""] * (len(cols) + 2)
                     continue
+                scores = _scores(submission)
                 values = [scores.get((c.notebook, c.cell)) for c in cols]
-                subtotal = sum(v for v in values if v is not None)
-                row += [_fmt(v) for v in values] + [_fmt(subtotal)]
+                penalty = float(submission.late_submission_penalty or 0)   # zoograde.deadlines' policy
+                subtotal = sum(v for v in values if v is not None) - penalty
+                row += [_fmt(v) for v in values] + [_fmt(penalty), _fmt(subtotal)]
                 total += subtotal
             rows.append(row + [_fmt(total), _fmt(max_total)])
         max_row = ["max_points"]
         for name, cols in plan:
-            max_row += [_fmt(c.max_score) for c in cols] + [_fmt(sum(c.max_score for c in cols))]
+            max_row += [_fmt(c.max_score) for c in cols] + ["", _fmt(sum(c.max_score for c in cols))]
         max_row += [_fmt(max_total), _fmt(max_total)]
     path.parent.mkdir(parents=True, exist_ok=True)
     for target, body in ((path, rows), (max_path, [max_row])):
