@@ -6,6 +6,8 @@ lines, keyword or positional arguments, ``inplace=True``, a debugging print. A f
 submissions are left unanswered, broken or oversized, as in a real class.
 
     python -m zoograde.synthetic 300 DIR      # DIR/<student>/04_inception/04_inception.ipynb
+    python -m zoograde.synthetic --time 300   # time `zoo-grade similarity` on such a class, on a course copy;
+                                              # appends to results/bench-similarity.csv
 """
 from __future__ import annotations
 
@@ -203,7 +205,7 @@ def _edit(text: str, rng: random.Random) -> str:
         lines.insert(at, indent + rng.choice(COMMENTS))
     if rng.random() < 0.3:
         lines.insert(rng.randrange(1, len(lines) + 1), "")
-    if rng.random() < 0.15:
+    if rng.random() < 0.15 and lines[-1].lstrip().startswith("return "):
         last = lines[-1]
         lines.insert(len(lines) - 1, " " * (len(last) - len(last.lstrip())) + "print('debug')")
     return "\n".join(lines) + "\n"
@@ -265,8 +267,51 @@ def write_class(folder: Path, n: int, seed: int = 0, name: str = ASSIGNMENT) -> 
     return students
 
 
+def time_similarity(n: int, csv_path: Path | None = None) -> dict:
+    """Time ``zoo-grade similarity`` on a course copy with ``n`` synthetic submissions (a fresh process
+    would also pay for the imports: they are included, as the command pays for them too)."""
+    import csv
+    import os
+    import shutil
+    import tempfile
+    import time
+
+    started = time.monotonic()
+    from . import similarity
+
+    with tempfile.TemporaryDirectory() as tmp:
+        course = Path(tmp) / "course"
+        shutil.copytree(ROOT, course, ignore=shutil.ignore_patterns(
+            "gradebook.db", "release", "submitted", "autograded", "feedback", "exports", "__pycache__", "*.csv"))
+        write_class(course / "submitted", n)
+        generated = time.monotonic()
+        load_before = os.getloadavg()
+        result = similarity.similarity(course, ASSIGNMENT)
+        done = time.monotonic()
+        load_after = os.getloadavg()
+    row = {"submissions": n, "cpus": os.cpu_count(), "seconds": round(done - generated, 1),
+           "imports_and_generation_s": round(generated - started, 1), "pairs_scored": len(result.pairs),
+           "problems": len(result.problems), "loadavg_1min_before": load_before[0], "loadavg_1min_after": load_after[0],
+           "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if csv_path is not None:
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        new = not csv_path.exists()
+        with csv_path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "--time":
+        row = time_similarity(int(argv[1]), ROOT.parent / "results" / "bench-similarity.csv")
+        print(f"zoo-grade similarity on {row['submissions']} synthetic submissions of {ASSIGNMENT}: "
+              f"{row['seconds']} s on {row['cpus']} CPU(s) (load average {row['loadavg_1min_before']:.2f} before, "
+              f"{row['loadavg_1min_after']:.2f} after); results/bench-similarity.csv")
+        return 0
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
