@@ -240,3 +240,36 @@ def test_moodle_csv(term, tmp_path, capsys):
     assert "'ID number' or 'Email address'" in capsys.readouterr().err
     assert run(term, "export", "--lms", "canvas") == 2                      # no roster
     assert run(term, "export", "--lms", "canvas", "--roster", str(roster), "--id-column", "nope") == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# the policy itself, without grading
+
+
+def test_policy_penalty_counts_started_days_and_caps():
+    from zoograde.deadlines import parse_policy
+
+    (rule,) = parse_policy({A: {"due": "2026-03-06T23:59:00+01:00", "penalty_per_day": 0.1,
+                                "max_penalty": 0.35, "extensions": {"al": 2, "bea": "2026-03-10 12:00"}}},
+                           "Europe/Berlin").values()
+    assert rule.due == dt.datetime(2026, 3, 6, 22, 59, tzinfo=dt.timezone.utc)
+    for seconds, fraction in ((0, 0), (1, 0.1), (86400, 0.1), (86401, 0.2), (3 * 86400, 0.3), (4 * 86400, 0.35),
+                              (30 * 86400, 0.35)):
+        assert rule.penalty(8.0, seconds) == pytest.approx(8.0 * fraction), seconds
+    assert rule.due_for("al") == rule.due + dt.timedelta(days=2)
+    assert rule.due_for("bea") == dt.datetime(2026, 3, 10, 11, 0, tzinfo=dt.timezone.utc)   # Berlin, UTC+1
+    assert rule.extension("al") == dt.timedelta(days=2) and rule.extension("cy") is None
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"due": "next friday"}, r"\['due'\]: 'next friday' is not a date"),
+    ({"due": "2026-03-06", "penalty_per_day": 10}, r"penalty_per_day'\] must be a number from 0 to 1"),
+    ({"due": "2026-03-06", "extensions": {"al": "2026-03-01"}}, r"\['al'\]: '2026-03-01' is before"),
+    ({"due": "2026-03-06", "late": 1}, r"unknown key\(s\) \['late'\]"),
+    ({"penalty_per_day": 0.1}, r"must be a dict with at least 'due'"),
+])
+def test_policy_errors_name_the_entry(entry, message):
+    from zoograde.deadlines import PolicyError, parse_policy
+
+    with pytest.raises(PolicyError, match=message):
+        parse_policy({A: entry})

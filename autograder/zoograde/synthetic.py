@@ -184,14 +184,9 @@ COMMENTS = ["# my solution", "# follows Table 1 of the paper", "# TODO: check th
 
 def reference_answers(name: str = ASSIGNMENT) -> dict[str, str]:
     """grade_id -> the source notebook's solution cell, without nbgrader's solution markers."""
-    nb = json.loads((ROOT / "source" / name / f"{name}.ipynb").read_text())
-    answers = {}
-    for cell in nb["cells"]:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("solution"):
-            text = "".join(cell["source"])
-            answers[meta["grade_id"]] = "\n".join(l for l in text.splitlines() if "### " not in l) + "\n"
-    return answers
+    from .bench import solution_cells
+
+    return {cell: text + "\n" for cell, text in solution_cells(ROOT, name).items()}
 
 
 def _edit(text: str, rng: random.Random) -> str:
