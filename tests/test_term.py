@@ -84,7 +84,12 @@ def term(tmp_path_factory):
     for student, (name, when, broken) in HANDED_IN.items():
         (inbox / name).write_text(notebook(broken))
         os.utime(inbox / name, (when.timestamp(), when.timestamp()))
-    assert run(course, "collect", A, str(inbox)) == 0
+    # cat's file time is wrong (a re-download, say); the LMS's own record of it is right
+    early = (DUE - dt.timedelta(hours=2)).timestamp()
+    os.utime(inbox / HANDED_IN["cat"][0], (early, early))
+    times = tmp / "times.csv"
+    times.write_text(f"student,submitted_at\ncat,{HANDED_IN['cat'][1].astimezone(dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ}\n")
+    assert run(course, "collect", A, str(inbox), "--times", str(times)) == 0
     assert run(course, "autograde", A, "--workers", "1", "--no-progress") == 0
     return course
 
@@ -104,6 +109,11 @@ def test_collect_reports_lateness_and_the_lms_mark(term):
     assert "the LMS marks it LATE but its time is before the deadline" in rows["ann"]["message"]
     stamp = (term / "submitted" / "bo" / A / "timestamp.txt").read_text()
     assert stamp == "2026-03-08 00:59:00.000000 UTC"                                   # nbgrader's format, UTC
+    # cat's time came from --times, not from the file
+    assert (term / "submitted" / "cat" / A / "timestamp.txt").read_text() == "2026-03-15 22:59:00.000000 UTC"
+    bad = term.parent / "bad-times.csv"
+    bad.write_text("name,when\ncat,yesterday\n")
+    assert run(term, "collect", A, str(term.parent / "download"), "--times", str(bad)) == 2   # nothing collected
 
 
 def test_late_submissions_get_exactly_their_penalty(term):
@@ -238,6 +248,8 @@ def test_moodle_csv(term, tmp_path, capsys):
     bad = write_csv(tmp_path / "names-only.csv", [["student_id", "first name"], ["bo", "Bo"]])
     assert run(term, "export", "--lms", "moodle", "--roster", str(bad)) == 2
     assert "'ID number' or 'Email address'" in capsys.readouterr().err
+    assert run(term, "export", "--lms", "moodle", "--roster", str(roster), "--assignment", "01_zoo_so_far") == 2
+    assert "not in the gradebook" in capsys.readouterr().err               # released here: only 04_inception
     assert run(term, "export", "--lms", "canvas") == 2                      # no roster
     assert run(term, "export", "--lms", "canvas", "--roster", str(roster), "--id-column", "nope") == 2
 

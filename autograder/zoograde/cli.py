@@ -43,6 +43,13 @@ def _positive(kind):
     return parse
 
 
+def _share(text: str) -> float:
+    value = _positive(float)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at most 1 (a share)")
+    return value
+
+
 def _student(text: str) -> str:
     try:
         return C.check_student_id(text)
@@ -66,7 +73,8 @@ def cmd_release(args, course: Path) -> int:
 
 
 def cmd_collect(args, course: Path) -> int:
-    result = C.collect(course, args.assignment, args.source, pattern=args.pattern, max_mb=args.max_mb)
+    result = C.collect(course, args.assignment, args.source, pattern=args.pattern, max_mb=args.max_mb,
+                       times=args.times)
     counts = {}
     for row in result.rows:
         counts[row.status] = counts.get(row.status, 0) + 1
@@ -131,7 +139,8 @@ def cmd_export(args, course: Path) -> int:
 
         if not args.roster:
             raise C.CourseError("--lms needs --roster FILE (a CSV of the class, e.g. the LMS's gradebook export)")
-        result = lms.export_lms(course, args.lms, args.roster, args.output, id_column=args.id_column)
+        result = lms.export_lms(course, args.lms, args.roster, args.output, id_column=args.id_column,
+                                assignments=args.assignments)
         print(f"{args.lms}: {result.rows} student(s) -> {result.path}")
         for problem in result.problems:
             print(problem, file=sys.stderr)
@@ -154,6 +163,9 @@ def cmd_similarity(args, course: Path) -> int:
         return ATTENTION
     result = similarity.similarity(course, args.assignment, args.output, threshold=args.threshold, top=args.top)
     print(similarity.summary(result))
+    if not result.students:
+        print(f"no submissions of {args.assignment} in {course / 'submitted'}: collect them first", file=sys.stderr)
+        return ATTENTION
     return ATTENTION if result.flagged or result.problems else OK
 
 
@@ -193,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pattern", metavar="REGEX", help="regex with a named group 'student', searched in each path")
     p.add_argument("--max-mb", type=_positive(float), default=20, metavar="MB",
                    help="skip files larger than this (default: 20)")
+    p.add_argument("--times", metavar="CSV", help="submission times from the LMS (columns student, submitted_at in "
+                   "ISO 8601), used instead of the files' own times for timestamp.txt and the late policy")
     p.set_defaults(run=cmd_collect)
 
     p = sub.add_parser("autograde", help="grade the submissions in parallel",
@@ -240,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "ID number, Email address, First name, Last name), e.g. the LMS's gradebook export")
     p.add_argument("--id-column", default="student_id", metavar="NAME",
                    help="the roster's column holding zoo-grade's student ids (default: student_id)")
+    p.add_argument("--assignment", dest="assignments", action="extend", nargs="+", metavar="ASSIGNMENT",
+                   help="with --lms: only these assignments' columns (default: every assignment in the gradebook)")
     p.set_defaults(run=cmd_export)
 
     p = sub.add_parser("report", help="class summary and score histograms of one assignment",
@@ -257,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "lines side by side, the score distribution) and pairs.csv. Changes no grade. "
                                    "Exit status 1 if a pair reaches --threshold or some input needs a look.")
     p.add_argument("assignment", metavar="ASSIGNMENT")
-    p.add_argument("--threshold", type=_positive(float), default=0.6, metavar="X",
+    p.add_argument("--threshold", type=_share, default=0.6, metavar="X",
                    help="flag pairs at or above this score (0-1, default 0.6)")
     p.add_argument("--top", type=_positive(int), default=40, metavar="N",
                    help="pairs shown side by side in the report (default 40)")

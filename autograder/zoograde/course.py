@@ -209,8 +209,10 @@ nb.ipynb') and its named group 'student' is the id, e.g. --pattern '_(?P<student
 Student ids must match [A-Za-z0-9._-]+ and may not start with '.'.
 
 Each notebook becomes submitted/<student>/ASSIGNMENT/ASSIGNMENT.ipynb with a timestamp.txt (the
-zip entry's time, read as local time, or the file's modification time), which nbgrader uses for
-late penalties. A student's earlier submission is replaced only if the new file differs, and is
+zip entry's time, read as local time, or the file's modification time; --times CSV gives the
+LMS's own times instead), which nbgrader uses for late penalties. Canvas marks a late file's
+name (name_LATE_id_...): the report says when that mark and the due date in nbgrader_config.py
+disagree. A student's earlier submission is replaced only if the new file differs, and is
 kept as submitted/<student>/ASSIGNMENT/.previous/<timestamp>.ipynb (reported if the new file
 is not newer). Two notebooks for one student: the newest is collected, the other reported.
 
@@ -386,9 +388,18 @@ def _store(course: Path, assignment: str, student: str, data: bytes, time: dt.da
 
 
 def collect(course: Path, assignment: str, source: str | os.PathLike, pattern: str | None = None,
-            max_mb: float = 20) -> CollectResult:
-    """Copy students' notebooks from a folder or zip into ``submitted/``; see :data:`COLLECT_HELP`."""
+            max_mb: float = 20, times: str | os.PathLike | None = None) -> CollectResult:
+    """Copy students' notebooks from a folder or zip into ``submitted/``; see :data:`COLLECT_HELP`.
+
+    ``times``: a CSV of submission times from the LMS (zoograde.deadlines.read_times), which
+    take the place of the files' own times."""
     check_assignment(course, assignment)
+    if times is not None:
+        from .deadlines import read_times
+
+        submitted_at = read_times(course, Path(times).expanduser())
+    else:
+        submitted_at = {}
     source = Path(source).expanduser()
     regex = compile_pattern(pattern) if pattern is not None else None
     if max_mb <= 0:
@@ -451,7 +462,7 @@ def collect(course: Path, assignment: str, source: str | os.PathLike, pattern: s
         for other, *_ in older:
             rows.append(CollectRow(other.path, student, "superseded",
                                    f"{student} has a newer notebook, {entry.path}: this one was not collected"))
-        status, store_msg = _store(course, assignment, student, data, entry.time)
+        status, store_msg = _store(course, assignment, student, data, submitted_at.get(student, entry.time))
         if status == "unchanged":
             msg = f"{store_msg} ({msg.split(':')[0]})" if kind != "ok" else store_msg
         else:

@@ -249,6 +249,38 @@ def reapply(gb, config, assignment: str, student: str) -> None:
 # collect: how late each collected submission is, and what the LMS said
 
 
+def read_times(course, path) -> dict[str, dt.datetime]:
+    """student -> submission time, from a CSV with the columns ``student`` and ``submitted_at``.
+
+    Build it from the LMS's own record when its download does not carry the times (Canvas's
+    zip names carry only a LATE mark): e.g. the ``submitted_at`` of Canvas's submissions API,
+    or Moodle's grading worksheet. Times are ISO 8601 (``2026-03-08T00:59:00Z``); without an
+    offset they are in ``c.DeadlinePolicy.timezone``.
+    """
+    import csv
+
+    from .course import CourseError, load_config
+
+    zone = ZoneInfo(DeadlinePolicy(config=load_config(course)).timezone)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            if not {"student", "submitted_at"} <= set(reader.fieldnames or []):
+                raise CourseError(f"--times {path}: needs the columns 'student' and 'submitted_at' "
+                                  f"(it has: {', '.join(reader.fieldnames or []) or 'none'})")
+            out = {}
+            for n, row in enumerate(reader, 2):
+                if not (row["student"] or "").strip():
+                    continue
+                try:
+                    out[row["student"].strip()] = _when(row["submitted_at"], zone, f"--times {path}, line {n}")
+                except PolicyError as exc:
+                    raise CourseError(str(exc)) from None
+            return out
+    except FileNotFoundError:
+        raise CourseError(f"--times {path}: no such file") from None
+
+
 def lms_late_flag(path: str) -> bool:
     """Canvas's "download submissions" marks a late file's name: ``smithjane_LATE_12345_67890_nb.ipynb``."""
     name = path.rsplit("/", 1)[-1]

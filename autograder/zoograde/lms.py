@@ -94,7 +94,7 @@ def _assignment_columns(names: list[str], roster_header: list[str]) -> dict[str,
 
 
 def export_lms(course: Path, lms: str, roster: str | os.PathLike, output: str | os.PathLike | None = None,
-               id_column: str = "student_id") -> LmsExport:
+               id_column: str = "student_id", assignments: list[str] | None = None) -> LmsExport:
     from nbgrader.api import MissingEntry
 
     if lms not in LMS:
@@ -120,8 +120,14 @@ def export_lms(course: Path, lms: str, roster: str | os.PathLike, output: str | 
     path = Path(output).expanduser() if output else course / "exports" / f"{lms}-grades.csv"
     problems_path = path.with_name(f"{path.stem}-problems.txt")
     missing, unknown = [], []
+    chosen = assignments
     with gradebook(course) as gb:
-        assignments = [a.name for a in gb.assignments]
+        known = [a.name for a in gb.assignments]
+        unknown_names = [a for a in chosen or [] if a not in known]
+        if unknown_names:
+            raise CourseError(f"--assignment {', '.join(unknown_names)}: not in the gradebook, which has: "
+                              f"{', '.join(known) or 'none'}")
+        assignments = [a for a in known if not chosen or a in chosen]
         max_points = {a.name: float(a.max_score) for a in gb.assignments}
         columns = _assignment_columns(assignments, roster_header)
         totals: dict[str, dict[str, float]] = {}

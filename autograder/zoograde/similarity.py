@@ -310,7 +310,8 @@ def _distribution(pairs: list[Pair], n_students: int, threshold: float, path: Pa
     for ax, values, title, color in ((ax1, between, f"pairs of students ({n_pairs:,})", "#4c72b0"),
                                      (ax2, zoo, f"students vs zoolib ({n_students})", "#dd8452")):
         ax.hist(values, bins=bins, color=color)
-        ax.set_yscale("log")
+        if values:
+            ax.set_yscale("log")
         ax.axvline(threshold, color="#c44e52", linestyle="--", linewidth=1)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("similarity", fontsize=8)
@@ -322,7 +323,7 @@ def _distribution(pairs: list[Pair], n_students: int, threshold: float, path: Pa
 
 CSS = """body{font-family:sans-serif;margin:1.5em;max-width:1400px}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}th{background:#eee}
-.pair{display:grid;grid-template-columns:1fr 1fr;gap:8px}pre{background:#f8f8f8;padding:6px;overflow-x:auto;
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:8px}.pair>div{min-width:0}pre{background:#f8f8f8;padding:6px;overflow-x:auto;
 font-size:12px;margin:0}mark{background:#ffd54f}.flag{background:#fde0dc}h3{margin-top:1.6em}"""
 
 
