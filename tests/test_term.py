@@ -285,3 +285,14 @@ def test_policy_errors_name_the_entry(entry, message):
 
     with pytest.raises(PolicyError, match=message):
         parse_policy({A: entry})
+
+
+def test_autograde_refuses_a_broken_policy(tmp_path, capsys):
+    course = tmp_path / "course"
+    shutil.copytree(ROOT / "autograder", course, ignore=shutil.ignore_patterns(
+        "gradebook.db", "release", "submitted", "autograded", "feedback", "exports", "__pycache__", "*.csv"))
+    with (course / "nbgrader_config.py").open("a") as fh:
+        fh.write(f'c.DeadlinePolicy.assignments = {{"{A}": {{"due": "next friday"}}}}\n')
+    assert run(course, "autograde", A, "--no-progress") == 1
+    assert "nbgrader_config.py: c.DeadlinePolicy.assignments['04_inception']['due']: 'next friday' is not a date" \
+        in capsys.readouterr().err

@@ -151,8 +151,15 @@ def check_cell(course: Path, assignment: str, cell: str) -> str:
 
 def run(course: Path, assignment: str, students: list[str] | None, cell: str | None, grade):
     """Grade with ``grade()`` (the engine, returning its BatchResult), then restore and log as above."""
+    from . import deadlines
+    from .course import CourseError, load_config
+
     if cell is not None:
         check_cell(course, assignment, cell)
+    try:  # a policy that cannot be applied fails every notebook inside nbgrader: say why before grading
+        deadlines.DeadlinePolicy(config=load_config(course)).rules()
+    except deadlines.PolicyError as exc:
+        raise CourseError(f"nbgrader_config.py: {exc}") from None
     before = snapshot(course, assignment, students)
     result = grade()
     regraded = [r["student"] for r in getattr(result, "results", []) if r.get("status") == "graded"
