@@ -80,6 +80,8 @@ def course(tmp_path_factory):
     ivy = synthetic.notebook_with(huge)
     ivy["cells"] = [c for c in ivy["cells"] if c["metadata"]["nbgrader"].get("grade_id") != "inception_macs"]
     write(course, "ivy", ivy)
+    write(course, "jo", {"cells": ["text", {"metadata": [], "source": 3}, {"metadata": {"nbgrader": {"grade_id": []}}}],
+                         "nbformat": 4})                                   # cells that are not cells
     return course
 
 
@@ -124,6 +126,7 @@ def test_bad_input_is_reported_not_fatal(result):
     assert re.search(r"ivy: answer cell 'aux_loss' has [\d,]+ characters: only the first 20,000 were compared",
                      problems)
     assert "ivy: answer cell 'stage3' does not parse as Python" in problems
+    assert "jo: answer cell 'inception_block' is missing" in problems
     # ivy wrote as ben did and padded one answer with junk: the other answers still show it
     ivy = next(p for p in result.pairs if (p.a, p.b) == ("ben", "ivy"))
     assert ivy.cells["inception_block"] > 0.95 and ivy.cells["aux_loss"] < 0.1 and ivy.score >= result.threshold

@@ -172,12 +172,13 @@ def _read_answers(course: Path, assignment: str, notebook: str, cells: list[str]
                             f"{str(exc)[:80]}): not compared")
             continue
         by_id = {}
-        for cell in raw_cells:
-            meta = cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell, dict) else {}
+        for cell in raw_cells:   # a malformed cell (not a dict, odd metadata) is simply not an answer
+            meta = cell.get("metadata") if isinstance(cell, dict) else None
+            meta = meta.get("nbgrader") if isinstance(meta, dict) else None
             grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
-            if grade_id in released and grade_id not in by_id:
+            if isinstance(grade_id, str) and grade_id in released and grade_id not in by_id:
                 source = cell.get("source", "")
-                by_id[grade_id] = "".join(source) if isinstance(source, list) else str(source)
+                by_id[grade_id] = "".join(map(str, source)) if isinstance(source, list) else str(source)
         for cell in cells:
             text = by_id.get(cell)
             if text is None:
