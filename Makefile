@@ -13,7 +13,7 @@ help:
 	@echo "make setup     - create/update $(VENV) (idempotent)"
 	@echo "make test      - every test on the CPU: unit tests, nbval on every chapter, the book in Chromium"
 	@echo "make book      - build the rendered book into _build/html (cached execution)"
-	@echo "make bench     - zoolib vs torchvision/timm throughput, then grading speed (nbgrader vs zoograde.batch)"
+	@echo "make bench     - zoolib vs torchvision/timm throughput, grading speed (nbgrader vs zoograde.batch), similarity of 300"
 	@echo "make test-gpu  - every chapter in full mode on CUDA, then the bench on the GPU"
 
 setup: $(STAMP)
@@ -42,6 +42,7 @@ book: setup
 bench: setup
 	$(BIN)/python -m zoolib.bench
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m zoograde.bench
+	$(BIN)/python -m zoograde.synthetic --time 300
 
 # Full mode on CUDA: the chapters train the real recipes (outputs differ from the stored
 # fast-mode ones, so nbval checks that every cell runs, not what it prints); every training

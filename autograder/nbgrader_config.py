@@ -16,6 +16,7 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPrep
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades,
                                     IgnorePattern, LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
 
+from zoograde.deadlines import DeadlinePolicy, ExplainLatePenalty, SyncDeadlines
 from zoograde.execute import GuardedExecute
 from zoograde.preprocessors import HideHiddenTests, ScrubLeaks, ShortTracebacks
 from zoograde.sanitize import RepairMetadata, RestoreCells
@@ -40,7 +41,19 @@ c.Autograde.exporter_class = "zoograde.sanitize.TolerantExporter"
 c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, RepairMetadata, RestoreCells,
                                       OverwriteCells, CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
-                                       SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+                                       SaveAutoGrades, SyncDeadlines, AssignLatePenalties, CheckCellMetadata]
+
+# Due dates and the late policy, the one place they are set (zoograde.deadlines; the instructor guide
+# explains it). SyncDeadlines copies them into the gradebook, so nbgrader's own AssignLatePenalties computes
+# how late each submission is (from submitted/<student>/<assignment>/timestamp.txt) and asks DeadlinePolicy,
+# its LateSubmissionPlugin, for the penalty: score * min(max_penalty, penalty_per_day * days late, each
+# started day counted).
+c.AssignLatePenalties.plugin_class = DeadlinePolicy
+c.DeadlinePolicy.timezone = "UTC"          # of the dates below written without an offset
+c.DeadlinePolicy.assignments = {
+    # "04_inception": {"due": "2026-03-06 23:59", "penalty_per_day": 0.10, "max_penalty": 0.50,
+    #                  "extensions": {"alice": "2026-03-09 23:59", "bob": 2}},   # a new due date, or days
+}
 
 # Limits (zoo-grade's --time-limit and --memory-limit override the first two).
 c.GuardedExecute.notebook_timeout = float(os.environ.get("ZOOGRADE_TIME_LIMIT", 600))  # seconds per notebook
@@ -49,5 +62,5 @@ c.Execute.timeout = int(os.environ.get("ZOOGRADE_CELL_TIME_LIMIT", 120))  # seco
 c.LimitOutput.max_lines = 200
 
 # Feedback: no hidden test source, no leaked test text in outputs, errors reduced to the diagnostic message.
-c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, ScrubLeaks, ShortTracebacks,
+c.GenerateFeedback.preprocessors = [GetGrades, ExplainLatePenalty, HideHiddenTests, ScrubLeaks, ShortTracebacks,
                                     CSSHTMLHeaderPreprocessor]

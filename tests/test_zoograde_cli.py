@@ -451,7 +451,7 @@ def test_export_one_row_per_student_with_every_cell(gradebook, tmp_path, capsys)
         header, rows = next(reader), list(reader)
     expected_header = ["student_id"]
     for name in ASSIGNMENTS:   # the gradebook's order: no due dates, so by name
-        expected_header += [f"{name}/{g}" for g, _ in test_cells(name)] + [f"{name}/total"]
+        expected_header += [f"{name}/{g}" for g, _ in test_cells(name)] + [f"{name}/late_penalty", f"{name}/total"]
     assert header == expected_header + ["total", "max_total"]
     assert [r[0] for r in rows] == sorted(SCORES)
     max_total = sum(p for name in ASSIGNMENTS for _, p in test_cells(name))
@@ -462,7 +462,8 @@ def test_export_one_row_per_student_with_every_cell(gradebook, tmp_path, capsys)
             scores = effective(student, name)
             for g, _ in test_cells(name):
                 assert values[f"{name}/{g}"] == ("" if not scores else f"{scores[g]:g}"), (student, name, g)
-            if scores:
+            if scores:   # no due dates in this gradebook: no penalty
+                assert values[f"{name}/late_penalty"] == "0"
                 assert float(values[f"{name}/total"]) == sum(scores.values())
                 grand += sum(scores.values())
             else:

@@ -3,9 +3,12 @@
     zoo-grade release                          # every assignment -> exports/release.zip
     zoo-grade collect 04_inception canvas.zip  # -> submitted/<student>/04_inception/
     zoo-grade autograde 04_inception --workers 8
+    zoo-grade autograde 04_inception --student alice --cell test_stage3   # regrade one cell, logged
     zoo-grade feedback 04_inception            # -> feedback/<student>/04_inception/*.html
     zoo-grade export                           # -> exports/grades.csv (+ grades-max.csv)
+    zoo-grade export --lms canvas --roster roster.csv   # -> exports/canvas-grades.csv
     zoo-grade report 04_inception              # -> exports/report-04_inception/
+    zoo-grade similarity 04_inception          # -> exports/similarity-04_inception/index.html
 
 Exit status: 0 done, 1 something needs the instructor's attention, 2 usage error.
 """
@@ -40,6 +43,13 @@ def _positive(kind):
     return parse
 
 
+def _share(text: str) -> float:
+    value = _positive(float)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at most 1 (a share)")
+    return value
+
+
 def _student(text: str) -> str:
     try:
         return C.check_student_id(text)
@@ -63,7 +73,8 @@ def cmd_release(args, course: Path) -> int:
 
 
 def cmd_collect(args, course: Path) -> int:
-    result = C.collect(course, args.assignment, args.source, pattern=args.pattern, max_mb=args.max_mb)
+    result = C.collect(course, args.assignment, args.source, pattern=args.pattern, max_mb=args.max_mb,
+                       times=args.times)
     counts = {}
     for row in result.rows:
         counts[row.status] = counts.get(row.status, 0) + 1
@@ -88,16 +99,26 @@ def cmd_autograde(args, course: Path) -> int:
     except ImportError as exc:
         print(f"the autograde engine (zoograde.batch) cannot be imported: {exc}", file=sys.stderr)
         return ATTENTION
-    options = dict(students=args.students or None, scheduler=args.scheduler, force=args.force,
+    options = dict(students=args.students or None, scheduler=args.scheduler, force=args.force or bool(args.cell),
                    time_limit=args.time_limit, memory_limit_mb=args.memory_limit, progress=not args.no_progress)
     if args.workers is not None:        # otherwise the engine's default
         options["workers"] = args.workers
-    try:
-        result = batch.autograde(course, args.assignment, **options)
+    from . import regrade
+
+    if args.cell:
+        regrade.check_cell(course, args.assignment, args.cell)   # a usage error (exit 2) if unknown
+    try:  # regrade.run keeps instructors' manual scores and logs every regraded submission
+        result = regrade.run(course, args.assignment, args.students or None, args.cell,
+                             lambda: batch.autograde(course, args.assignment, **options))
     except (C.CourseError, C.NotReady) as exc:  # e.g. an assignment not released yet, an unknown student
         print(f"zoo-grade autograde: {exc}", file=sys.stderr)
         return ATTENTION
     print(result.summary())
+    for entry in getattr(result, "regrade_log", []):
+        print(f"  regraded {entry['student']}" + (f" ({entry['cell']})" if entry["cell"] else "") +
+              f": {entry['total_before']:g} -> {entry['total_after']:g}")
+    if getattr(result, "regrade_log", None):
+        print(f"regrade log: {course / regrade.LOG}")
     unfinished = getattr(result, "interrupted", False) or any(r.get("status") != "graded" and
                                                               r.get("status") != "skipped" for r in result.results)
     return ATTENTION if unfinished else OK
@@ -113,10 +134,39 @@ def cmd_feedback(args, course: Path) -> int:
 
 
 def cmd_export(args, course: Path) -> int:
+    if args.lms:
+        from . import lms
+
+        if not args.roster:
+            raise C.CourseError("--lms needs --roster FILE (a CSV of the class, e.g. the LMS's gradebook export)")
+        result = lms.export_lms(course, args.lms, args.roster, args.output, id_column=args.id_column,
+                                assignments=args.assignments)
+        print(f"{args.lms}: {result.rows} student(s) -> {result.path}")
+        for problem in result.problems:
+            print(problem, file=sys.stderr)
+        if result.problems:
+            print(f"{len(result.problems)} student(s) need a look: {result.problems_path}", file=sys.stderr)
+        return ATTENTION if result.problems else OK
     result = C.export(course, args.output)
     print(f"{result.students} student(s), {len(result.assignments)} assignment(s) -> {result.path}")
     print(f"max points per column -> {result.max_path}")
     return OK
+
+
+def cmd_similarity(args, course: Path) -> int:
+    from . import similarity
+
+    try:
+        import copydetect  # noqa: F401
+    except ImportError:
+        print("zoo-grade similarity needs copydetect: pip install -e '.[grading]'", file=sys.stderr)
+        return ATTENTION
+    result = similarity.similarity(course, args.assignment, args.output, threshold=args.threshold, top=args.top)
+    print(similarity.summary(result))
+    if not result.students:
+        print(f"no submissions of {args.assignment} in {course / 'submitted'}: collect them first", file=sys.stderr)
+        return ATTENTION
+    return ATTENTION if result.flagged or result.problems else OK
 
 
 def cmd_report(args, course: Path) -> int:
@@ -155,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pattern", metavar="REGEX", help="regex with a named group 'student', searched in each path")
     p.add_argument("--max-mb", type=_positive(float), default=20, metavar="MB",
                    help="skip files larger than this (default: 20)")
+    p.add_argument("--times", metavar="CSV", help="submission times from the LMS (columns student, submitted_at in "
+                   "ISO 8601), used instead of the files' own times for timestamp.txt and the late policy")
     p.set_defaults(run=cmd_collect)
 
     p = sub.add_parser("autograde", help="grade the submissions in parallel",
@@ -174,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-limit", type=_positive(int), metavar="MB",
                    help="memory per notebook in MiB (default: nbgrader_config.py's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--cell", metavar="ID", help="regrade only this graded cell (the notebook runs, the other "
+                   "cells keep their scores); implies --force")
     p.set_defaults(run=cmd_autograde)
 
     p = sub.add_parser("feedback", help="HTML feedback for autograded submissions",
@@ -186,11 +240,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="the gradebook as a CSV, one row per student",
                        description="One row per student: student_id, then per assignment one column per graded "
-                                   "cell '<assignment>/<grade_id>' and '<assignment>/total', then 'total' and "
+                                   "cell '<assignment>/<grade_id>', '<assignment>/late_penalty' and '<assignment>/total' (less the "
+                                   "penalty), then 'total' and "
                                    "'max_total'. Cells are empty where a student has no submission. The points "
                                    "each column is out of go to a second file, FILE's name + '-max' "
                                    "(grades-max.csv): same columns, one row with student_id 'max_points'.")
-    p.add_argument("--output", metavar="FILE", help="default: <course>/exports/grades.csv")
+    p.add_argument("--output", metavar="FILE", help="default: <course>/exports/grades.csv "
+                   "(with --lms: <course>/exports/<lms>-grades.csv)")
+    p.add_argument("--lms", choices=("canvas", "moodle"), help="write the CSV that this LMS's grade import reads "
+                   "(one column per assignment: its total less any late penalty); needs --roster")
+    p.add_argument("--roster", metavar="FILE", help="CSV of the class: a column of zoo-grade's student ids and "
+                   "the LMS's own columns (Canvas: Student, ID, SIS User ID, SIS Login ID, Section; Moodle: "
+                   "ID number, Email address, First name, Last name), e.g. the LMS's gradebook export")
+    p.add_argument("--id-column", default="student_id", metavar="NAME",
+                   help="the roster's column holding zoo-grade's student ids (default: student_id)")
+    p.add_argument("--assignment", dest="assignments", action="extend", nargs="+", metavar="ASSIGNMENT",
+                   help="with --lms: only these assignments' columns (default: every assignment in the gradebook)")
     p.set_defaults(run=cmd_export)
 
     p = sub.add_parser("report", help="class summary and score histograms of one assignment",
@@ -200,6 +265,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("assignment", metavar="ASSIGNMENT")
     p.add_argument("--output", metavar="DIR", help="default: <course>/exports/report-<ASSIGNMENT>/")
     p.set_defaults(run=cmd_report)
+
+    p = sub.add_parser("similarity", help="flag answers that look copied (from each other or from zoolib)",
+                       description="Compare the answer cells of every pair of submissions of ASSIGNMENT, and each "
+                                   "against zoolib's source, with copydetect (winnowing; names, comments, layout "
+                                   "and the release's own code ignored). Writes index.html (ranked pairs, matching "
+                                   "lines side by side, the score distribution) and pairs.csv. Changes no grade. "
+                                   "Exit status 1 if a pair reaches --threshold or some input needs a look.")
+    p.add_argument("assignment", metavar="ASSIGNMENT")
+    p.add_argument("--threshold", type=_share, default=0.6, metavar="X",
+                   help="flag pairs at or above this score (0-1, default 0.6)")
+    p.add_argument("--top", type=_positive(int), default=40, metavar="N",
+                   help="pairs shown side by side in the report (default 40)")
+    p.add_argument("--output", metavar="DIR", help="default: <course>/exports/similarity-<ASSIGNMENT>/")
+    p.set_defaults(run=cmd_similarity)
     return parser
 
 

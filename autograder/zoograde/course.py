@@ -209,8 +209,10 @@ nb.ipynb') and its named group 'student' is the id, e.g. --pattern '_(?P<student
 Student ids must match [A-Za-z0-9._-]+ and may not start with '.'.
 
 Each notebook becomes submitted/<student>/ASSIGNMENT/ASSIGNMENT.ipynb with a timestamp.txt (the
-zip entry's time, read as local time, or the file's modification time), which nbgrader uses for
-late penalties. A student's earlier submission is replaced only if the new file differs, and is
+zip entry's time, read as local time, or the file's modification time; --times CSV gives the
+LMS's own times instead), which nbgrader uses for late penalties. Canvas marks a late file's
+name (name_LATE_id_...): the report says when that mark and the due date in nbgrader_config.py
+disagree. A student's earlier submission is replaced only if the new file differs, and is
 kept as submitted/<student>/ASSIGNMENT/.previous/<timestamp>.ipynb (reported if the new file
 is not newer). Two notebooks for one student: the newest is collected, the other reported.
 
@@ -386,9 +388,18 @@ def _store(course: Path, assignment: str, student: str, data: bytes, time: dt.da
 
 
 def collect(course: Path, assignment: str, source: str | os.PathLike, pattern: str | None = None,
-            max_mb: float = 20) -> CollectResult:
-    """Copy students' notebooks from a folder or zip into ``submitted/``; see :data:`COLLECT_HELP`."""
+            max_mb: float = 20, times: str | os.PathLike | None = None) -> CollectResult:
+    """Copy students' notebooks from a folder or zip into ``submitted/``; see :data:`COLLECT_HELP`.
+
+    ``times``: a CSV of submission times from the LMS (zoograde.deadlines.read_times), which
+    take the place of the files' own times."""
     check_assignment(course, assignment)
+    if times is not None:
+        from .deadlines import read_times
+
+        submitted_at = read_times(course, Path(times).expanduser())
+    else:
+        submitted_at = {}
     source = Path(source).expanduser()
     regex = compile_pattern(pattern) if pattern is not None else None
     if max_mb <= 0:
@@ -451,7 +462,7 @@ def collect(course: Path, assignment: str, source: str | os.PathLike, pattern: s
         for other, *_ in older:
             rows.append(CollectRow(other.path, student, "superseded",
                                    f"{student} has a newer notebook, {entry.path}: this one was not collected"))
-        status, store_msg = _store(course, assignment, student, data, entry.time)
+        status, store_msg = _store(course, assignment, student, data, submitted_at.get(student, entry.time))
         if status == "unchanged":
             msg = f"{store_msg} ({msg.split(':')[0]})" if kind != "ok" else store_msg
         else:
@@ -465,6 +476,9 @@ def collect(course: Path, assignment: str, source: str | os.PathLike, pattern: s
 
 
 def _finish(course: Path, assignment: str, rows: list[CollectRow]) -> CollectResult:
+    from .deadlines import annotate_collect
+
+    annotate_collect(course, assignment, rows)   # how late, by the course's policy; the LMS's own late mark
     exports = course / "exports"
     exports.mkdir(exist_ok=True)
     report = exports / f"collect-{assignment}.csv"
@@ -588,8 +602,9 @@ def export(course: Path, output: str | os.PathLike | None = None) -> ExportResul
     """The gradebook as one CSV row per student, and the max points in ``<output stem>-max.csv``.
 
     Columns: ``student_id``; per assignment (in the gradebook's order: due date, then name)
-    one column per graded cell ``<assignment>/<grade_id>`` (in notebook order) and
-    ``<assignment>/total``; then ``total`` and ``max_total``. A student without a submission
+    one column per graded cell ``<assignment>/<grade_id>`` (in notebook order),
+    ``<assignment>/late_penalty`` (points taken off by the late policy) and
+    ``<assignment>/total`` (the cells less the penalty); then ``total`` and ``max_total``. A student without a submission
     for an assignment has empty cells there; ``total`` counts only what was submitted.
     The companion file has the same columns and one row, ``student_id`` = ``max_points``.
     """
@@ -602,7 +617,7 @@ def export(course: Path, output: str | os.PathLike | None = None) -> ExportResul
         plan = [(a.name, _columns(course, a)) for a in assignments]
         header = ["student_id"]
         for name, cols in plan:
-            header += [c.name for c in cols] + [f"{name}/total"]
+            header += [c.name for c in cols] + [f"{name}/late_penalty", f"{name}/total"]
         header += ["total", "max_total"]
         max_total = sum(c.max_score for _, cols in plan for c in cols)
         rows = []
@@ -610,18 +625,20 @@ def export(course: Path, output: str | os.PathLike | None = None) -> ExportResul
             row, total = [student.id], 0.0
             for name, cols in plan:
                 try:
-                    scores = _scores(gb.find_submission(name, student.id))
+                    submission = gb.find_submission(name, student.id)
                 except MissingEntry:
-                    row += [""] * (len(cols) + 1)
+                    row += [""] * (len(cols) + 2)
                     continue
+                scores = _scores(submission)
                 values = [scores.get((c.notebook, c.cell)) for c in cols]
-                subtotal = sum(v for v in values if v is not None)
-                row += [_fmt(v) for v in values] + [_fmt(subtotal)]
+                penalty = float(submission.late_submission_penalty or 0)   # zoograde.deadlines' policy
+                subtotal = sum(v for v in values if v is not None) - penalty
+                row += [_fmt(v) for v in values] + [_fmt(penalty), _fmt(subtotal)]
                 total += subtotal
             rows.append(row + [_fmt(total), _fmt(max_total)])
         max_row = ["max_points"]
         for name, cols in plan:
-            max_row += [_fmt(c.max_score) for c in cols] + [_fmt(sum(c.max_score for c in cols))]
+            max_row += [_fmt(c.max_score) for c in cols] + ["", _fmt(sum(c.max_score for c in cols))]
         max_row += [_fmt(max_total), _fmt(max_total)]
     path.parent.mkdir(parents=True, exist_ok=True)
     for target, body in ((path, rows), (max_path, [max_row])):
