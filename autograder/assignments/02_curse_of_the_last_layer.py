@@ -164,7 +164,7 @@ checks.gradients_flow(ConvGAPHead(8, 3), torch.randn(2, 8, 5, 6), what="your Con
 #
 # Here, and only here, using zoolib is required: the tests check that `head` is your own code.
 
-# %% [solution id=vgg16_gap]
+# %% [solution id=vgg16_gap reuse=zoolib.get_model]
 def vgg16_with_gap_head(num_classes):
     ### BEGIN SOLUTION
     vgg = zoolib.get_model("vgg16", num_classes=num_classes)

@@ -6,7 +6,9 @@ starts a cell:
 - ``# %% [markdown]``: text; each line's leading ``# `` is removed;
 - ``# %% [code]``: setup code the students see and may not change (locked);
 - ``# %% [solution id=NAME]``: a graded answer cell; ``### BEGIN SOLUTION`` / ``### END SOLUTION``
-  mark what nbgrader removes from the student version;
+  mark what nbgrader removes from the student version; ``reuse=zoolib.get_model`` (comma-separated)
+  names reference code this answer may use (read by :mod:`zoograde.provenance` from this file,
+  never from a submission);
 - ``# %% [tests id=NAME points=N]``: an autograded test cell (locked); ``### BEGIN HIDDEN TESTS`` /
   ``### END HIDDEN TESTS`` mark tests that only the autograder runs.
 
@@ -23,7 +25,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]          # autograder/
 ASSIGNMENTS = ROOT / "assignments"
 SOURCE = ROOT / "source"
-HEADER = re.compile(r"^# %% \[(\w+)((?:\s+\w+=[\w.-]+)*)\]\s*$")
+HEADER = re.compile(r"^# %% \[(\w+)((?:\s+\w+=[\w.,-]+)*)\]\s*$")
 KINDS = ("markdown", "code", "solution", "tests")
 
 
