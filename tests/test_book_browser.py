@@ -7,8 +7,8 @@ written as MyST Markdown with code cells, like the errata page, have no stored o
 are executed.
 
 Every page is opened from ``file://`` with every request that leaves the build refused, as
-on a laptop without network: the page must still typeset all its formulas and run without
-JavaScript errors. The test also measures what a reader sees: blocks that need horizontal
+on a laptop without network: the page must still typeset all its formulas, render its saved
+widgets (the training progress bars) and run without JavaScript errors. The test also measures what a reader sees: blocks that need horizontal
 scrolling and how far figures are scaled down. A full-page screenshot of every page is kept
 in ``_build/html/_screenshots`` and the measurements in ``_build/html/_screenshots/report.json``.
 
@@ -57,11 +57,13 @@ def find_chromium() -> str | None:
     except ImportError:
         return None
     with sync_playwright() as pw:
-        # `playwright install chromium` brings the full browser and the headless shell;
-        # either one lets Playwright launch headless.
+        # `playwright install chromium` brings the full browser and the headless shell
+        # (`--only-shell`: just the shell, which Playwright launches by itself)
         full = Path(pw.chromium.executable_path)
-        shell = list(full.parents[2].glob("chromium_headless_shell-*/*/headless_shell")) if len(full.parents) > 2 else []
-        return "playwright" if full.is_file() or shell else None
+        if full.is_file():
+            return str(full)
+        shell = list(full.parents[2].glob("chromium_headless_shell-*/*/*headless*shell")) if len(full.parents) > 2 else []
+        return "playwright" if shell else None
 
 
 def toc_pages() -> list[str]:
@@ -123,9 +125,11 @@ def _write_report(request) -> None:
     smallest = min((f for f in figures if f["text_px"] is not None), key=lambda f: f["text_px"], default=None)
     lines = [f"book in Chromium, offline: {len(REPORT)} pages, {total('requests')} requests inside the build, "
              f"{total('external_refused')} refused outside it; {total('formulas_typeset')} of "
-             f"{total('formulas')} formulas typeset; {total('raw_delimiters')} raw TeX delimiters left",
+             f"{total('formulas')} formulas typeset; {total('raw_delimiters')} raw TeX delimiters left; "
+             f"{total('widgets_rendered')} of {total('widgets')} progress bars (widgets) rendered",
              f"  overflowing blocks (need horizontal scrolling): prose {total('overflow_prose')}, "
-             f"code {total('overflow_code')} of {total('code_blocks')}, outputs {total('overflow_output')} of "
+             f"code {total('overflow_code')} of {total('code_blocks')} ({total('long_line_blocks')} have lines "
+             f"over 88 characters), outputs {total('overflow_output')} of "
              f"{total('output_blocks')}, tables {total('overflow_table')} of {total('tables')}",
              f"  figures: {len(figures)}, {sum(f['shown_w'] < f['natural_w'] - 1 for f in figures)} scaled down "
              f"(by up to {max((f['natural_w'] / f['shown_w'] for f in figures if f['shown_w']), default=1):.2f}x), "
@@ -179,6 +183,11 @@ def _figure_text_px(path: Path, shown_w: float, natural_w: float) -> float | Non
 MEASURE_JS = """async () => {
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) { await MathJax.startup.promise; }
   const main = document.querySelector('main') || document.body;
+  // widgets (progress bars) saved with the notebook: the manager renders each view, asynchronously
+  const views = document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length;
+  const roots = () => Array.from(document.querySelectorAll('.jupyter-widgets'))
+      .filter(w => !w.parentElement.closest('.jupyter-widgets')).length;
+  for (let i = 0; i < 50 && roots() < views; i++) { await new Promise(r => setTimeout(r, 100)); }
   const maths = Array.from(main.querySelectorAll('.math'));
   const typeset = maths.filter(m => m.querySelector('mjx-container')).length;
   // TeX delimiters left in text a reader sees (code and typeset math excluded)
@@ -193,7 +202,9 @@ MEASURE_JS = """async () => {
   const wide = el => el.scrollWidth > el.clientWidth + 1;
   const count = sel => Array.from(main.querySelectorAll(sel));
   const prose = count('p, li, h1, h2, h3, h4, dd, dt, blockquote').filter(wide);
-  const code = count('div.cell_input div.highlight pre, div.highlight pre');
+  const code = count('div.highlight pre');
+  // a block whose lines all keep to 88 characters must fit the column (zoo.css sizes it so)
+  const short = code.filter(p => Math.max(...p.textContent.split('\\n').map(l => l.length)) <= 88);
   const outputs = count('div.cell_output pre, div.output pre');
   const tables = count('table');
   // a table scrolls inside its wrapper, so compare it with the column it sits in
@@ -203,9 +214,10 @@ MEASURE_JS = """async () => {
       src: i.getAttribute('src'), natural_w: i.naturalWidth, shown_w: i.getBoundingClientRect().width,
       alt: i.getAttribute('alt') || ''}));
   const body_px = parseFloat(getComputedStyle(main.querySelector('p') || main).fontSize);
-  return {body_px: body_px, formulas: maths.length, formulas_typeset: typeset, raw: raw,
+  return {widgets: views, widgets_rendered: roots(), body_px: body_px, formulas: maths.length, formulas_typeset: typeset, raw: raw,
           overflow_prose: prose.map(p => p.textContent.trim().slice(0, 80)),
-          code_blocks: code.length, overflow_code: code.filter(wide).length,
+          code_blocks: code.length, overflow_code: code.filter(wide).length, long_line_blocks: code.length - short.length,
+          overflow_short_code: short.filter(wide).map(p => p.textContent.trim().slice(0, 80)),
           output_blocks: outputs.length, overflow_output: outputs.filter(wide).length,
           tables: tables.length, overflow_table: tables.filter(t => t.scrollWidth > column + 1).length,
           page_scrolls: document.scrollingElement.scrollWidth > window.innerWidth + 1,
@@ -270,8 +282,10 @@ def test_page_renders_offline_in_chromium(book, browser, page):
                         "text_px": _figure_text_px(src, f["shown_w"], f["natural_w"])})
     REPORT[page] = {"requests": len(requests), "external_refused": len(refused),
                     "formulas": seen["formulas"], "formulas_typeset": seen["formulas_typeset"],
+                    "widgets": seen["widgets"], "widgets_rendered": seen["widgets_rendered"],
                     "raw_delimiters": len(seen["raw"]), "overflow_prose": len(seen["overflow_prose"]),
                     "code_blocks": seen["code_blocks"], "overflow_code": seen["overflow_code"],
+                    "long_line_blocks": seen["long_line_blocks"],
                     "output_blocks": seen["output_blocks"], "overflow_output": seen["overflow_output"],
                     "tables": seen["tables"], "overflow_table": seen["overflow_table"],
                     "page_scrolls": seen["page_scrolls"], "figures": figures}
@@ -281,8 +295,12 @@ def test_page_renders_offline_in_chromium(book, browser, page):
     assert seen["formulas_typeset"] == seen["formulas"], (
         f"{page}: {seen['formulas'] - seen['formulas_typeset']} of {seen['formulas']} formulas not typeset")
     assert not seen["raw"], f"{page}: TeX left untypeset in the text: {seen['raw'][:5]}"
+    assert seen["widgets_rendered"] == seen["widgets"], (
+        f"{page}: {seen['widgets_rendered']} of {seen['widgets']} saved widgets (progress bars) rendered")
     assert not seen["overflow_prose"], f"{page}: prose wider than its column: {seen['overflow_prose'][:5]}"
     assert not seen["page_scrolls"], f"{page}: the page itself scrolls sideways at {VIEWPORT['width']} px"
+    assert not seen["overflow_short_code"], (
+        f"{page}: code blocks with lines of at most 88 characters still scroll: {seen['overflow_short_code'][:3]}")
 
 
 def test_chapters_offer_downloads_and_launch_buttons(book):
