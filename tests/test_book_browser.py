@@ -134,9 +134,11 @@ def _write_report(request) -> None:
              f"  figures: {len(figures)}, {sum(f['shown_w'] < f['natural_w'] - 1 for f in figures)} scaled down "
              f"(by up to {max((f['natural_w'] / f['shown_w'] for f in figures if f['shown_w']), default=1):.2f}x), "
              f"{sum(not f['alt'] or f['alt'].startswith(('../', '_images')) for f in figures)} without alt text"
-             + (f"; a 7 pt label is {smallest['text_px']:.1f} px at the smallest ({smallest['page']}), "
+             + (f"; a 10 pt label (matplotlib's default) is {smallest['text_px']:.1f} px at the smallest "
+                f"({smallest['page']}), a 7 pt one (zoolib's diagrams) {smallest['text7_px']:.1f} px, against "
+                f"{smallest['body_px']:.0f} px body text; "
                 f"{sum(f['text_px'] < MIN_TEXT_SHARE * f['body_px'] for f in figures if f['text_px'])} figures "
-                f"under {MIN_TEXT_SHARE:.0%} of the body text" if smallest else "")]
+                f"show 10 pt under {MIN_TEXT_SHARE:.0%} of it" if smallest else "")]
     # a session fixture's teardown is captured: lift the capture to show the numbers
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
@@ -166,17 +168,18 @@ def _png_dpi(path: Path) -> float | None:
     return x * 0.0254 if unit == 1 else None
 
 
-def _figure_text_px(path: Path, shown_w: float, natural_w: float) -> float | None:
-    """About how tall the smallest label of a matplotlib figure is on screen, in CSS px.
+def _figure_text_px(path: Path, shown_w: float, natural_w: float, points: float) -> float | None:
+    """How tall a ``points``-size label of a matplotlib figure is on screen, in CSS px.
 
-    zoolib's figures use 7 pt as their smallest font, and matplotlib stores the dpi in the
-    PNG: a 7 pt label is ``7 / 72 * dpi`` image pixels tall, then scaled to the shown width.
-    An estimate (a figure may use smaller text), not a reading of the glyphs.
+    matplotlib stores the dpi in the PNG: a label of ``points`` pt is ``points / 72 * dpi``
+    image pixels tall, then scaled to the width the page shows. An estimate from the font
+    size, not a reading of the glyphs: 10 pt is matplotlib's default for axis and tick
+    labels, 7 pt the smallest text of zoolib's diagrams.
     """
     dpi = _png_dpi(path) if path.suffix == ".png" and path.is_file() else None
     if not dpi or not natural_w:
         return None
-    return 7 / 72 * dpi * shown_w / natural_w
+    return points / 72 * dpi * shown_w / natural_w
 
 
 # Runs in the page: wait for MathJax, then count formulas and look for untypeset TeX.
@@ -279,7 +282,8 @@ def test_page_renders_offline_in_chromium(book, browser, page):
     for f in seen["figures"]:
         src = (path.parent / unquote(urlparse(f["src"]).path)).resolve()
         figures.append({**f, "page": page, "body_px": seen["body_px"],
-                        "text_px": _figure_text_px(src, f["shown_w"], f["natural_w"])})
+                        "text_px": _figure_text_px(src, f["shown_w"], f["natural_w"], 10),
+                        "text7_px": _figure_text_px(src, f["shown_w"], f["natural_w"], 7)})
     REPORT[page] = {"requests": len(requests), "external_refused": len(refused),
                     "formulas": seen["formulas"], "formulas_typeset": seen["formulas_typeset"],
                     "widgets": seen["widgets"], "widgets_rendered": seen["widgets_rendered"],
