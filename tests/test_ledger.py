@@ -241,3 +241,14 @@ def test_paper_against_released_code():
     assert isinstance(released.maxpool2, nn.MaxPool2d) and len(stem) == computed("v3-stem")
     for key in ("v3-35x35-input", "v3-17x17-count", "v3-stem"):
         assert category(key) == "paper against released code"
+
+
+def test_claims_table_merges_lectures_and_explains_errata():
+    table = ledger.claims_table("v3 table", "17x17")
+    # White's and Fraz's slides both reproduce the v3 table: one row per claim, both named
+    assert list(table.claim) == ["v3 table: 5 x Inception (figure 6) takes 17x17x768", "v3 table: 5 x Inception at 17x17"]
+    assert set(table.lecture) == {"White, Fraz"}
+    assert list(table.stated) == ["768x17x17", "5"] and list(table.verdict) == ["exact", "erratum"]
+    assert table.why.iloc[1].endswith("(paper against released code)")
+    assert ledger.shown(34_944) == "34,944" and ledger.shown(2.78) == "2.78" and ledger.shown((96, 54, 54)) == "96x54x54"
+    assert ledger.claims_table("no such claim").empty

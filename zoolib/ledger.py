@@ -33,7 +33,7 @@ from ._registry import get_model, model_spec
 from .profiler import profile
 
 __all__ = ["Record", "Claim", "CLAIMS", "SOURCES", "records", "errata", "to_dataframe", "judge", "evaluate",
-           "CATEGORIES", "Erratum", "ERRATA", "erratum_of", "separable_conv1"]
+           "CATEGORIES", "Erratum", "ERRATA", "erratum_of", "separable_conv1", "shown", "claims_table"]
 
 SOURCES = {
     "000_e5729e9928e2c152.txt": "Kainz, Deep Learning: NiN, Inception (transcript)",
@@ -616,6 +616,38 @@ def to_dataframe():
     import pandas as pd
 
     return pd.DataFrame([asdict(r) for r in records()])
+
+
+def shown(value) -> str:
+    """A stated or computed value as the slides print it: a shape as 96x54x54, a count with separators."""
+    if isinstance(value, tuple):
+        return "x".join(map(str, value))
+    return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+
+
+def claims_table(*words: str):
+    """The claims whose text contains every one of ``words``, recomputed now, as a DataFrame.
+
+    One row per claim: a claim several lectures make is one row that names them all. The
+    columns are what a chapter shows: lecture, claim, stated, computed, verdict, and why
+    (the one-line explanation and category of an erratum, else the formula).
+    """
+    import pandas as pd
+
+    rows: dict[str, dict] = {}
+    for c in CLAIMS:
+        if not all(w in c.claim for w in words):
+            continue
+        lecturer = SOURCES[c.source].split(",")[0]
+        if c.claim in rows:
+            if lecturer not in rows[c.claim]["lecture"]:
+                rows[c.claim]["lecture"] += ", " + lecturer
+            continue
+        r = evaluate(c)
+        why = f"{r.explanation} ({r.category})" if r.verdict == "erratum" else r.formula
+        rows[c.claim] = {"lecture": lecturer, "claim": r.claim, "stated": shown(r.claimed),
+                         "computed": shown(r.computed), "verdict": r.verdict, "why": why}
+    return pd.DataFrame(list(rows.values()), columns=["lecture", "claim", "stated", "computed", "verdict", "why"])
 
 
 # ---------------------------------------------------------------------------
