@@ -5,7 +5,6 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-CHROMIUM ?= $(shell command -v chromium || echo /usr/bin/chromium)
 
 .PHONY: help setup browser test test-gpu book bench clean-book
 
@@ -25,11 +24,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-# The browser test drives Debian's chromium (Playwright's own browser download needs the network).
-browser:
-	@test -x $(CHROMIUM) || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "please install Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+# The browser test uses any Chromium it finds (CHROMIUM=..., Debian's, Playwright's): see
+# tests/test_book_browser.py. Only as root on Debian, with none found, is Debian's installed;
+# elsewhere the test itself fails with a message that says how to get one.
+browser: setup
+	@$(BIN)/python tests/test_book_browser.py >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else $(BIN)/python tests/test_book_browser.py || true; fi; }
 
 test: setup browser
 	$(BIN)/python -m pytest

@@ -97,8 +97,10 @@ def graded(tmp_path_factory):
         cases = _cases(name)
         plan = [("reference", [], None), ("blank", None, None)] + [
             (f"case{i}", case["edits"], case) for i, case in enumerate(cases["cases"])]
+        plan.append(("book", [], None))   # the reference answers, in the notebook downloaded from the book
+        book_page = nbformat.read(ROOT / "book" / "assignments" / f"{name}.ipynb", as_version=4)
         for student, edits, case in plan:
-            nb = copy.deepcopy(release)
+            nb = copy.deepcopy(book_page if student == "book" else release)
             if edits is not None:
                 for cell in nb.cells:
                     gid = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -155,6 +157,8 @@ def test_reference_full_marks_and_blank_zero(graded, name):
     max_points = _cases(name)["max_points"]
     assert sum(_scores(course, name, "reference").values()) == max_points, _scores(course, name, "reference")
     assert sum(_scores(course, name, "blank").values()) == 0, _scores(course, name, "blank")
+    # a student who works in the notebook downloaded from the book is graded like one who used the release
+    assert _scores(course, name, "book") == _scores(course, name, "reference")
 
 
 @pytest.mark.parametrize("name,index", [(n, i) for n in ASSIGNMENTS for i in range(len(_cases(n)["cases"]))])
@@ -192,6 +196,32 @@ def test_book_pages_are_the_student_versions():
             f"book/assignments/{name}.ipynb is stale: run `python -m zoograde.pages`"
         text = page.read_text()
         assert "HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text and "raise NotImplementedError()" in text
+        # a downloaded page is a submission: the grader finds every answer and test by its grade id
+        released = nbformat.read(COURSE / "source" / name / f"{name}.ipynb", as_version=4)
+        ids = lambda nb: [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata]
+        assert ids(nbformat.reads(text, as_version=4)) == ids(released)
+        assert f"`{name}.ipynb`" in text and "Restart" in text and "offline" in text.lower()
+
+
+def test_the_install_cell_installs_only_where_the_package_is_missing(monkeypatch):
+    import sys
+
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    from zoograde import pages
+
+    code = TransformerManager().transform_cell(pages.install_cell())   # %pip, as IPython runs it
+    calls = []
+
+    class Shell:
+        def run_line_magic(self, magic, line):
+            calls.append((magic, line))
+
+    exec(code, {"get_ipython": Shell})
+    assert calls == []                                   # zoolib is installed here
+    monkeypatch.setitem(sys.modules, "zoolib", None)     # as on Colab: `import zoolib` fails
+    exec(code, {"get_ipython": Shell})
+    assert calls == [("pip", f'install --quiet "cnn-zoo @ git+{pages.repository_url()}"')]
 
 
 def test_the_assignments_page_lists_every_assignment_with_its_points():

@@ -1,15 +1,28 @@
-"""The rendered book, opened page by page in headless Chromium (Debian's ``chromium``).
+"""The rendered book, opened page by page in headless Chromium, offline.
 
-The book is built once per session with ``-W --keep-going`` from the notebooks' stored
-outputs (``execute_notebooks: auto``, so a page without stored outputs, like the errata
-page, is executed). nbval, in the same ``make test``, has re-run every chapter and checked
-that those stored outputs are what the code produces. A full-page screenshot of every page
-is kept in ``_build/html/_screenshots``.
+The book is built once per session with ``-W --keep-going`` from the chapters' stored
+outputs: nbval, in the same ``make test``, re-runs every chapter and checks that those
+outputs are what the code produces, so the build does not run them a second time. The pages
+written as MyST Markdown with code cells, like the errata page, have no stored outputs and
+are executed.
+
+Every page is opened from ``file://`` with every request that leaves the build refused, as
+on a laptop without network: the page must still typeset all its formulas, render its saved
+widgets (the training progress bars) and run without JavaScript errors. The test also measures what a reader sees: blocks that need horizontal
+scrolling and how far figures are scaled down. A full-page screenshot of every page is kept
+in ``_build/html/_screenshots`` and the measurements in ``_build/html/_screenshots/report.json``.
+
+Any Chromium will do (``find_chromium``): ``$CHROMIUM``, Debian's ``chromium`` or
+Playwright's own. ``python tests/test_book_browser.py`` prints the one it finds (``make
+test`` uses that to decide whether to install Debian's).
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +34,36 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 SHOTS = HTML / "_screenshots"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+HOW_TO_GET_CHROMIUM = (
+    "the browser test needs a Chromium and found none. Any of these works:\n"
+    "  - Debian/Ubuntu: sudo apt-get install chromium   (`make test` does this when run as root on Debian)\n"
+    "  - Playwright's own build (needs the network once): .venv/bin/playwright install chromium\n"
+    "  - another Chrome or Chromium: CHROMIUM=/path/to/chrome make test")
+MIN_TEXT_SHARE = 0.70      # no figure label smaller than 70 % of the body text (issue 13)
+VIEWPORT = {"width": 1280, "height": 900}
+
+
+def find_chromium() -> str | None:
+    """The Chromium to launch: a path, ``"playwright"`` for Playwright's own build, or None."""
+    import os
+
+    for candidate in (os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    with sync_playwright() as pw:
+        # `playwright install chromium` brings the full browser and the headless shell
+        # (`--only-shell`: just the shell, which Playwright launches by itself)
+        full = Path(pw.chromium.executable_path)
+        if full.is_file():
+            return str(full)
+        shell = list(full.parents[2].glob("chromium_headless_shell-*/*/*headless*shell")) if len(full.parents) > 2 else []
+        return "playwright" if shell else None
 
 
 def toc_pages() -> list[str]:
@@ -37,12 +77,14 @@ def toc_pages() -> list[str]:
 
 
 PAGES = toc_pages()
+REPORT: dict[str, dict] = {}
 
 
 @pytest.fixture(scope="session")
 def book() -> Path:
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    config["execute"]["execute_notebooks"] = "auto"
+    config["execute"]["execute_notebooks"] = "force"
+    config["execute"]["exclude_patterns"] = ["*.ipynb"]   # chapters and assignments: as stored
     # the test config lives in _build/, so local extension paths must be absolute
     extensions = config.get("sphinx", {}).get("local_extensions", {})
     for name, where in extensions.items():
@@ -59,16 +101,50 @@ def book() -> Path:
 
 
 @pytest.fixture(scope="session")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("the browser test needs Debian's chromium: `make test` installs it "
-                    "(apt-get install chromium)")
+def browser(request):
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.fail(HOW_TO_GET_CHROMIUM, pytrace=False)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        executable = {} if chromium == "playwright" else {"executable_path": chromium}
+        b = pw.chromium.launch(args=CHROMIUM_ARGS, headless=True, **executable)
         yield b
         b.close()
+    _write_report(request)
+
+
+def _write_report(request) -> None:
+    if not REPORT:
+        return
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    (SHOTS / "report.json").write_text(json.dumps(REPORT, indent=1) + "\n")
+    total = lambda key: sum(r[key] for r in REPORT.values())
+    figures = [f for r in REPORT.values() for f in r["figures"]]
+    smallest = min((f for f in figures if f["text_px"] is not None), key=lambda f: f["text_px"], default=None)
+    lines = [f"book in Chromium, offline: {len(REPORT)} pages, {total('requests')} requests inside the build, "
+             f"{total('external_refused')} refused outside it; {total('formulas_typeset')} of "
+             f"{total('formulas')} formulas typeset; {total('raw_delimiters')} raw TeX delimiters left; "
+             f"{total('widgets_rendered')} of {total('widgets')} progress bars (widgets) rendered",
+             f"  overflowing blocks (need horizontal scrolling): prose {total('overflow_prose')}, "
+             f"code {total('overflow_code')} of {total('code_blocks')} ({total('long_line_blocks')} have lines "
+             f"over 88 characters), outputs {total('overflow_output')} of "
+             f"{total('output_blocks')}, tables {total('overflow_table')} of {total('tables')}",
+             f"  figures: {len(figures)}, {sum(f['shown_w'] < f['natural_w'] - 1 for f in figures)} scaled down "
+             f"(by up to {max((f['natural_w'] / f['shown_w'] for f in figures if f['shown_w']), default=1):.2f}x), "
+             f"{sum(not f['alt'] or f['alt'].startswith(('../', '_images')) for f in figures)} without alt text"
+             + (f"; a 10 pt label (matplotlib's default) is {smallest['text_px']:.1f} px at the smallest "
+                f"({smallest['page']}), a 7 pt one (zoolib's diagrams) {smallest['text7_px']:.1f} px, against "
+                f"{smallest['body_px']:.0f} px body text; "
+                f"{sum(f['text_px'] < MIN_TEXT_SHARE * f['body_px'] for f in figures if f['text_px'])} figures "
+                f"show 10 pt under {MIN_TEXT_SHARE:.0%} of it" if smallest else "")]
+    # a session fixture's teardown is captured: lift the capture to show the numbers
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        for line in lines:
+            (reporter.write_line(line) if reporter else print(line))
 
 
 def _internal_targets(html: str, page_file: Path) -> list[tuple[str, Path, str]]:
@@ -82,16 +158,101 @@ def _internal_targets(html: str, page_file: Path) -> list[tuple[str, Path, str]]
     return out
 
 
+def _png_dpi(path: Path) -> float | None:
+    """The resolution a PNG was saved at (its pHYs chunk), as matplotlib writes it."""
+    data = path.read_bytes()
+    at = data.find(b"pHYs")
+    if at < 0:
+        return None
+    x, _, unit = struct.unpack(">IIB", data[at + 4:at + 13])
+    return x * 0.0254 if unit == 1 else None
+
+
+def _figure_text_px(path: Path, shown_w: float, natural_w: float, points: float) -> float | None:
+    """How tall a ``points``-size label of a matplotlib figure is on screen, in CSS px.
+
+    matplotlib stores the dpi in the PNG: a label of ``points`` pt is ``points / 72 * dpi``
+    image pixels tall, then scaled to the width the page shows. An estimate from the font
+    size, not a reading of the glyphs: 10 pt is matplotlib's default for axis and tick
+    labels, 7 pt the smallest text of zoolib's diagrams.
+    """
+    dpi = _png_dpi(path) if path.suffix == ".png" and path.is_file() else None
+    if not dpi or not natural_w:
+        return None
+    return points / 72 * dpi * shown_w / natural_w
+
+
+# Runs in the page: wait for MathJax, then count formulas and look for untypeset TeX.
+MEASURE_JS = """async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) { await MathJax.startup.promise; }
+  const main = document.querySelector('main') || document.body;
+  // widgets (progress bars) saved with the notebook: the manager renders each view, asynchronously
+  const views = document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length;
+  const roots = () => Array.from(document.querySelectorAll('.jupyter-widgets'))
+      .filter(w => !w.parentElement.closest('.jupyter-widgets')).length;
+  for (let i = 0; i < 50 && roots() < views; i++) { await new Promise(r => setTimeout(r, 100)); }
+  const maths = Array.from(main.querySelectorAll('.math'));
+  const typeset = maths.filter(m => m.querySelector('mjx-container')).length;
+  // TeX delimiters left in text a reader sees (code and typeset math excluded)
+  const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT, {acceptNode: n =>
+      n.parentElement.closest('pre, code, script, style, textarea, mjx-container, .highlight')
+        ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
+  const raw = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const m = n.textContent.match(/\\\\\\(|\\\\\\)|\\\\\\[|\\\\\\]|\\$\\$/);
+    if (m) raw.push(n.textContent.trim().slice(0, 80));
+  }
+  const wide = el => el.scrollWidth > el.clientWidth + 1;
+  const count = sel => Array.from(main.querySelectorAll(sel));
+  const prose = count('p, li, h1, h2, h3, h4, dd, dt, blockquote').filter(wide);
+  const code = count('div.highlight pre');
+  // a block whose lines all keep to 88 characters must fit the column (zoo.css sizes it so)
+  const short = code.filter(p => Math.max(...p.textContent.split('\\n').map(l => l.length)) <= 88);
+  const outputs = count('div.cell_output pre, div.output pre');
+  const tables = count('table');
+  // a table scrolls inside its wrapper, so compare it with the column it sits in
+  const column = (main.querySelector('article') || main).clientWidth;
+  const figures = Array.from(main.querySelectorAll('div.cell_output img, figure img, img.zoo-figure'))
+      .filter(i => i.naturalWidth > 0).map(i => ({
+      src: i.getAttribute('src'), natural_w: i.naturalWidth, shown_w: i.getBoundingClientRect().width,
+      alt: i.getAttribute('alt') || ''}));
+  const body_px = parseFloat(getComputedStyle(main.querySelector('p') || main).fontSize);
+  return {widgets: views, widgets_rendered: roots(), body_px: body_px, formulas: maths.length, formulas_typeset: typeset, raw: raw,
+          overflow_prose: prose.map(p => p.textContent.trim().slice(0, 80)),
+          code_blocks: code.length, overflow_code: code.filter(wide).length, long_line_blocks: code.length - short.length,
+          overflow_short_code: short.filter(wide).map(p => p.textContent.trim().slice(0, 80)),
+          output_blocks: outputs.length, overflow_output: outputs.filter(wide).length,
+          tables: tables.length, overflow_table: tables.filter(t => t.scrollWidth > column + 1).length,
+          page_scrolls: document.scrollingElement.scrollWidth > window.innerWidth + 1,
+          figures: figures};
+}"""
+
+
 def test_every_toc_page_was_built(book):
     missing = [p for p in PAGES if not (book / f"{p}.html").is_file()]
     assert not missing, f"pages in _toc.yml without HTML: {missing}"
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_page_renders_in_chromium(book, browser, page):
+def test_page_renders_offline_in_chromium(book, browser, page):
     path = book / f"{page}.html"
+    inside = book.resolve().as_uri()
     errors: list[str] = []
-    tab = browser.new_page(viewport={"width": 1280, "height": 900})
+    requests: list[str] = []
+    refused: list[str] = []
+
+    def gate(route):
+        url = route.request.url
+        if url.startswith(inside + "/") or url.startswith(("data:", "blob:")):
+            requests.append(url)
+            route.continue_()
+        else:  # anything that leaves the build: the network, or files outside it
+            refused.append(url)
+            route.abort("blockedbyclient")
+
+    context = browser.new_context(viewport=VIEWPORT)
+    context.route("**/*", gate)
+    tab = context.new_page()
     tab.on("pageerror", lambda err: errors.append(str(err)))
     tab.goto(path.as_uri(), wait_until="load")
     title = tab.title()
@@ -99,7 +260,7 @@ def test_page_renders_in_chromium(book, browser, page):
 
     images = tab.evaluate("""() => Array.from(document.images).map(i =>
         ({src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0}))""")
-    broken = [i["src"] for i in images if not i["ok"] and not (i["src"] or "").startswith("http")]
+    broken = [i["src"] for i in images if not i["ok"]]
     assert not broken, f"images that did not load or decode: {broken}"
 
     bad = tab.evaluate("""() => Array.from(document.querySelectorAll(
@@ -113,9 +274,37 @@ def test_page_renders_in_chromium(book, browser, page):
         if anchor and target.suffix == ".html":
             assert f'id="{anchor}"' in target.read_text(), f"link {href!r} on {page}: no #{anchor} there"
 
+    seen = tab.evaluate(MEASURE_JS)
     tab.screenshot(path=str(SHOTS / (page.replace("/", "__") + ".png")), full_page=True)
-    tab.close()
+    context.close()
+
+    figures = []
+    for f in seen["figures"]:
+        src = (path.parent / unquote(urlparse(f["src"]).path)).resolve()
+        figures.append({**f, "page": page, "body_px": seen["body_px"],
+                        "text_px": _figure_text_px(src, f["shown_w"], f["natural_w"], 10),
+                        "text7_px": _figure_text_px(src, f["shown_w"], f["natural_w"], 7)})
+    REPORT[page] = {"requests": len(requests), "external_refused": len(refused),
+                    "formulas": seen["formulas"], "formulas_typeset": seen["formulas_typeset"],
+                    "widgets": seen["widgets"], "widgets_rendered": seen["widgets_rendered"],
+                    "raw_delimiters": len(seen["raw"]), "overflow_prose": len(seen["overflow_prose"]),
+                    "code_blocks": seen["code_blocks"], "overflow_code": seen["overflow_code"],
+                    "long_line_blocks": seen["long_line_blocks"],
+                    "output_blocks": seen["output_blocks"], "overflow_output": seen["overflow_output"],
+                    "tables": seen["tables"], "overflow_table": seen["overflow_table"],
+                    "page_scrolls": seen["page_scrolls"], "figures": figures}
+
+    assert not refused, f"{page} asked for things outside the build (offline they fail): {sorted(set(refused))}"
     assert not errors, f"JavaScript errors: {errors}"
+    assert seen["formulas_typeset"] == seen["formulas"], (
+        f"{page}: {seen['formulas'] - seen['formulas_typeset']} of {seen['formulas']} formulas not typeset")
+    assert not seen["raw"], f"{page}: TeX left untypeset in the text: {seen['raw'][:5]}"
+    assert seen["widgets_rendered"] == seen["widgets"], (
+        f"{page}: {seen['widgets_rendered']} of {seen['widgets']} saved widgets (progress bars) rendered")
+    assert not seen["overflow_prose"], f"{page}: prose wider than its column: {seen['overflow_prose'][:5]}"
+    assert not seen["page_scrolls"], f"{page}: the page itself scrolls sideways at {VIEWPORT['width']} px"
+    assert not seen["overflow_short_code"], (
+        f"{page}: code blocks with lines of at most 88 characters still scroll: {seen['overflow_short_code'][:3]}")
 
 
 def test_chapters_offer_downloads_and_launch_buttons(book):
@@ -124,3 +313,19 @@ def test_chapters_offer_downloads_and_launch_buttons(book):
         html = (book / f"{page}.html").read_text()
         assert "_sources/" in html and ".ipynb" in html, f"{page}: no notebook download"
         assert "colab.research.google.com" in html and "mybinder.org" in html, f"{page}: no launch buttons"
+
+
+def test_the_book_carries_its_own_mathjax_and_widget_manager(book):
+    # offline means the assets are in the build, not merely that this machine had them cached
+    for asset in ("_static/mathjax/tex-chtml.js", "_static/vendor/require.js", "_static/vendor/widgets/embed-amd.js"):
+        assert (book / asset).is_file(), f"{asset} is missing from the build"
+    for page in PAGES:
+        html = (book / f"{page}.html").read_text()
+        remote = re.findall(r'<script[^>]+src="(https?:[^"]+)"', html)
+        assert not remote, f"{page} loads scripts from the network: {remote}"
+
+
+if __name__ == "__main__":  # `make test` asks which Chromium the test will use
+    found = find_chromium()
+    print(found or HOW_TO_GET_CHROMIUM, file=sys.stdout if found else sys.stderr)
+    sys.exit(0 if found else 1)
