@@ -136,9 +136,54 @@ def _hint(mine: _Call | None, ref: _Call | None) -> str:
     return "compare this layer's settings with the reference's."
 
 
+def _dataflow(module: nn.Module, input_size: Sequence[int]):
+    """The module's dataflow trace, on fake tensors (or real ones if it reads values); None if it fails."""
+    from . import dataflow
+
+    # in evaluation mode: dropout is then the identity, and batch norm still records its
+    # momentum and eps (the call carries them whichever mode it runs in)
+    try:
+        return dataflow.trace_shapes(module, input_size, train=False)
+    except Exception:
+        pass
+    try:
+        with torch.no_grad():
+            return dataflow.trace(module, torch.randn(tuple(input_size)), train=False)
+    except Exception:
+        return None
+
+
+_MAX_FINDINGS = 6
+
+
 def same_structure(block: nn.Module, reference: nn.Module, input_size: Sequence[int], what: str | None = None) -> None:
-    """``block`` must have the reference's layers, shapes and parameter counts (checked on meta tensors)."""
+    """``block`` must compute what the reference computes, layer for layer, however it is written.
+
+    Both are traced (:mod:`zoolib.dataflow`) and matched by dataflow: every layer with its
+    settings, parameter-free ones such as pooling included, each branch in the order the
+    concatenation lists it. The order of creation in ``__init__`` or of calls in ``forward``,
+    lists or ``ModuleList``, ``F.relu`` or ``nn.ReLU`` do not matter. A block whose forward
+    pass fails is compared layer by layer up to the failure instead.
+    """
+    from . import dataflow
+
     what = what or f"your {type(block).__name__}"
+    ref_trace = _dataflow(reference, input_size)
+    mine_trace = _dataflow(block, input_size) if ref_trace is not None else None
+    if ref_trace is not None and mine_trace is not None:
+        findings = dataflow.compare(mine_trace, ref_trace, what)
+        if findings:
+            shown = "\n".join(f"  - {f}" for f in findings[:_MAX_FINDINGS])
+            more = f"\n  ... and {len(findings) - _MAX_FINDINGS} more" if len(findings) > _MAX_FINDINGS else ""
+            raise CheckFailed(f"{what} does not compute what the reference computes "
+                              f"(following the data from the input of {_fmt(input_size)} to the output):\n"
+                              f"{shown}{more}")
+        mine_total, ref_total = param_count(block), param_count(reference)
+        if mine_total != ref_total:
+            raise CheckFailed(f"{what} has {mine_total:,} parameters, the reference {ref_total:,}, although it "
+                              f"computes the same layers.\n  hint: a layer is created in __init__ but never used "
+                              f"in forward.")
+        return
     mine, out, crash = _meta_run(block, input_size)
     ref, ref_out, ref_crash = _meta_run(reference, input_size)
     if ref_crash:

@@ -20,6 +20,7 @@ or different layer is named with its branch and position.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-__all__ = ["Op", "Trace", "Finding", "trace", "compare", "describe"]
+__all__ = ["Op", "Trace", "Finding", "trace", "trace_shapes", "compare", "describe"]
 
 aten = torch.ops.aten
 
@@ -38,6 +39,11 @@ aten = torch.ops.aten
 _TRANSPARENT = {"view", "_unsafe_view", "reshape", "flatten", "squeeze", "unsqueeze", "contiguous", "clone",
                 "detach", "alias", "expand", "permute", "transpose", "t", "_to_copy", "lift_fresh", "copy"}
 _COMMUTATIVE = {"add", "mul", "maximum", "minimum"}
+# Operations whose values do not depend on their input's values (only its shape): a dropout
+# mask made with empty_like(x).bernoulli_(p) is not data flowing from x.
+_SHAPE_ONLY = {"empty_like", "zeros_like", "ones_like", "full_like", "rand_like", "randn_like", "randint_like",
+               "new_empty", "new_zeros", "new_ones", "new_full", "empty_strided", "scalar_tensor", "size",
+               "sym_size", "sym_numel", "numel", "dim"}
 
 
 @dataclass
@@ -49,6 +55,7 @@ class Op:
     inputs: list                      # ids of the data nodes it reads, in argument order; -1 is the block input
     shape: list                       # output shape
     params: list = field(default_factory=list)   # qualified names of the module parameters it reads
+    weights: int = 0                  # how many parameter values it reads
 
 
 @dataclass
@@ -73,7 +80,7 @@ class Trace:
                 raise ValueError("each op is an object")
             op = Op(id=int(raw["id"]), kind=str(raw["kind"]), settings=_plain(raw.get("settings", {})),
                     inputs=[int(i) for i in raw.get("inputs", [])], shape=[int(s) for s in raw.get("shape", [])],
-                    params=[str(p) for p in raw.get("params", [])])
+                    params=[str(p) for p in raw.get("params", [])], weights=int(raw.get("weights", 0)))
             ops.append(op)
         return cls(ops, [int(i) for i in data.get("output", [])], [int(s) for s in data.get("input_shape", [])])
 
@@ -137,6 +144,14 @@ def _settings(kind: str, args: tuple, kwargs: dict) -> dict:
     return {"args": [x for x in a[1:] if isinstance(x, (bool, int, float, str))]}
 
 
+def _identity(kind: str, settings: dict) -> bool:
+    """x * 1, x / 1, x + 0, x - 0: nothing computed (a residual scale of 1 written out or left out)."""
+    args = settings.get("args", [])
+    if kind in ("mul", "div") and args and all(a == 1 for a in args if not isinstance(a, bool)):
+        return True
+    return kind in ("add", "sub") and len(args) >= 1 and args[0] == 0
+
+
 class _Recorder(TorchDispatchMode):
     def __init__(self, params: dict[int, str]):
         super().__init__()
@@ -156,16 +171,20 @@ class _Recorder(TorchDispatchMode):
         for a in list(args) + list(kwargs.values()):
             flat.extend(a if isinstance(a, (list, tuple)) else [a])
         data = [n for n in (self.node_of(a) for a in flat) if n is not None]
-        if not data:  # bookkeeping on buffers (num_batches_tracked += 1), constants: not dataflow
+        if not data or kind in _SHAPE_ONLY:  # bookkeeping on buffers (num_batches_tracked += 1), constants: not dataflow
             return out
         first = out[0] if isinstance(out, (tuple, list)) else out
-        if kind in _TRANSPARENT and len(data) == 1:
+        if not isinstance(first, torch.Tensor):  # metadata queries (device, sizes) compute nothing
+            return out
+        settings = _settings(kind, tuple(args), kwargs)
+        if len(data) == 1 and (kind in _TRANSPARENT or _identity(kind, settings)):
             node = data[0]
         else:
-            params = [self.params[id(a)] for a in flat if isinstance(a, torch.Tensor) and id(a) in self.params]
+            read = [a for a in flat if isinstance(a, torch.Tensor) and id(a) in self.params]
             node = len(self.ops)
-            self.ops.append(Op(node, kind, _settings(kind, tuple(args), kwargs), data,
-                               list(first.shape) if isinstance(first, torch.Tensor) else [], params))
+            weights = sum(a.numel() for a in read if isinstance(a, nn.Parameter))
+            self.ops.append(Op(node, kind, settings, data, list(first.shape),
+                               [self.params[id(a)] for a in read], weights))
         if isinstance(first, torch.Tensor):
             self.nodes[id(first)] = node
             self.keep.append(first)
@@ -180,6 +199,24 @@ def trace(module: nn.Module, x: torch.Tensor, train: bool = True) -> Trace:
     """
     params = {id(p): name for name, p in module.named_parameters()}
     params.update({id(b): name for name, b in module.named_buffers()})
+    with _buffers_kept(module):
+        return _trace(module, x, train, params)
+
+
+@contextlib.contextmanager
+def _buffers_kept(module: nn.Module):
+    """A traced forward in training mode updates running statistics: put every buffer back after."""
+    saved = [(b, b.detach().clone()) for _, b in module.named_buffers() if not b.is_meta]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, copy in saved:
+                if b.shape == copy.shape:
+                    b.copy_(copy)
+
+
+def _trace(module: nn.Module, x: torch.Tensor, train: bool, params: dict[int, str]) -> Trace:
     was_training = module.training
     module.train(train)
     recorder = _Recorder(params)
@@ -194,6 +231,30 @@ def trace(module: nn.Module, x: torch.Tensor, train: bool = True) -> Trace:
     outs = out if isinstance(out, (tuple, list)) else [out]
     ids = [recorder.nodes.get(id(o), -2) if isinstance(o, torch.Tensor) else -2 for o in outs]
     return Trace(recorder.ops, ids, list(x.shape))
+
+
+def trace_shapes(module: nn.Module, input_size: Sequence[int], train: bool = True) -> Trace:
+    """:func:`trace` on an input of ``input_size`` without computing anything.
+
+    PyTorch's fake tensors carry shapes only, and the module's own weights are converted on
+    the fly (whether they are registered submodules or sit in a plain list), so a full-size
+    network traces in a fraction of a second and its weights and buffers are left untouched.
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    import logging
+
+    params = {id(p): name for name, p in module.named_parameters()}
+    params.update({id(b): name for name, b in module.named_buffers()})
+    # a block that fails on fake tensors fails on real ones too: the caller reports it, so
+    # PyTorch's own error log (on stderr, which nbgrader counts against a test cell) stays quiet
+    log = logging.getLogger("torch._subclasses.fake_tensor")
+    level, log.level = log.level, logging.CRITICAL
+    with contextlib.ExitStack() as stack:
+        stack.callback(setattr, log, "level", level)
+        stack.enter_context(_buffers_kept(module))
+        stack.enter_context(FakeTensorMode(allow_non_fake_inputs=True))
+        return _trace(module, torch.empty(tuple(int(s) for s in input_size)), train, params)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -264,9 +325,17 @@ class Finding:
     """One difference, with where it is ("branch 3, layer 2") and what to do."""
     where: str
     message: str
+    module: str = ""        # the student's name for the layer, when it has parameters: 'branch3.2'
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.message}" if self.where else self.message
+        where = self.where + (f" ('{self.module}')" if self.module else "")
+        return f"{where}: {self.message}" if where else self.message
+
+
+def _owner(op: Op) -> str:
+    """The module a layer's parameters belong to: 'branch3.2' for 'branch3.2.weight'."""
+    names = {p.rpartition(".")[0] for p in op.params if p.rpartition(".")[2] in ("weight", "bias")}
+    return names.pop() if len(names) == 1 else ""
 
 
 class _Graph:
@@ -283,11 +352,26 @@ class _Graph:
         op = self.ops.get(node)
         if op is None:
             return "UNKNOWN"
-        kids = [self.key(i) for i in op.inputs]
+        kids = [self.key(i) for i in self.merged_inputs(op)]
         if op.kind in _COMMUTATIVE:
             kids = sorted(kids)
         self._keys[node] = key = f"{_signature(op)}({','.join(kids)})"
         return key
+
+    def merged_inputs(self, op: Op) -> list[int]:
+        """A concatenation's inputs with nested concatenations along the same dim spliced in:
+        cat([a, cat([b, c])]) computes exactly cat([a, b, c])."""
+        if op.kind != "cat":
+            return list(op.inputs)
+        out = []
+        for i in op.inputs:
+            inner = self.ops.get(i)
+            if inner is not None and inner.kind == "cat" and inner.settings.get("dim") == op.settings.get("dim") \
+                    and len(op.shape) == len(inner.shape):
+                out += self.merged_inputs(inner)
+            else:
+                out.append(i)
+        return out
 
     def chain(self, node: int) -> tuple[list[int], int]:
         """Follow single-input layers back from ``node``: (layers, input-first; where the chain starts)."""
@@ -316,6 +400,11 @@ def compare(student: Trace | dict | str, reference: Trace | dict | str, what: st
             continue
         _diff(gs, gr, so, ro, where, findings, what)
     return findings
+
+
+def _path(g: _Graph, node: int) -> str:
+    layers, _ = g.chain(node)
+    return " -> ".join(describe(g.ops[n]) for n in layers) or "the input itself"
 
 
 def _join(where: str, more: str) -> str:
@@ -347,9 +436,14 @@ def _diff(gs: _Graph, gr: _Graph, sn: int, rn: int, where: str, out: list[Findin
         out.append(Finding(merge_where, f"yours merges with {describe(sm)} of {len(sm.inputs)} inputs; "
                                         f"expected {describe(rm)} of {len(rm.inputs)} inputs"))
         return
-    s_in, r_in = list(sm.inputs), list(rm.inputs)
+    s_in, r_in = gs.merged_inputs(sm), gr.merged_inputs(rm)
     if len(s_in) != len(r_in):
-        out.append(Finding(merge_where, f"the {describe(rm)} joins {len(s_in)} branches; expected {len(r_in)}"))
+        s_keys = [gs.key(i) for i in s_in]
+        missing = [i for i, n in enumerate(r_in) if gr.key(n) not in s_keys]
+        text = f"the {describe(rm)} joins {len(s_in)} branches; expected {len(r_in)}"
+        if len(s_in) < len(r_in) and len(missing) == len(r_in) - len(s_in):
+            text += "; missing: " + "; ".join(f"branch {i + 1} ({_path(gr, r_in[i])})" for i in missing)
+        out.append(Finding(merge_where, text))
         return
     if rm.kind in _COMMUTATIVE:  # pair the operands whichever way round they were written
         if sorted(gs.key(i) for i in s_in) == sorted(gr.key(i) for i in r_in):
@@ -386,12 +480,13 @@ def _diff_chain(gs: _Graph, gr: _Graph, s_layers: list[int], r_layers: list[int]
                 ri, si = i1 + k, j1 + k
                 if r_sig[ri] != s_sig[si]:
                     rop, sop = gr.ops[r_layers[ri]], gs.ops[s_layers[si]]
-                    out.append(Finding(_join(where, f"layer {si + 1}"), _different(sop, rop)))
+                    out.append(Finding(_join(where, f"layer {si + 1}"), _different(sop, rop), _owner(sop)))
         elif tag == "replace" and i2 - i1 == j2 - j1:
             for k in range(i2 - i1):
                 rop, sop = gr.ops[r_layers[i1 + k]], gs.ops[s_layers[j1 + k]]
                 out.append(Finding(_join(where, f"layer {j1 + k + 1}"),
-                                   f"yours is {describe(sop)}; expected {describe(rop)}" + _hint(sop, rop)))
+                                   f"yours is {describe(sop)} ({_shape(sop)}); expected {describe(rop)} "
+                                   f"({_shape(rop)})" + _hint(sop, rop), _owner(sop)))
         else:
             for ri in range(i1, i2):
                 after = f" after {describe(gr.ops[r_layers[ri - 1]])}" if ri > 0 else " first, on the input"
@@ -399,13 +494,19 @@ def _diff_chain(gs: _Graph, gr: _Graph, s_layers: list[int], r_layers: list[int]
                                    f"missing {describe(gr.ops[r_layers[ri]])}{after}"))
             for si in range(j1, j2):
                 out.append(Finding(_join(where, f"layer {si + 1}"),
-                                   f"{describe(gs.ops[s_layers[si]])} should not be there"))
+                                   f"{describe(gs.ops[s_layers[si]])} should not be there", _owner(gs.ops[s_layers[si]])))
+
+
+def _shape(op: Op) -> str:
+    text = "x".join(map(str, op.shape)) if op.shape else "a scalar"
+    return f"output {text}" + (f", {op.weights:,} parameters" if op.weights else "")
 
 
 def _different(sop: Op, rop: Op) -> str:
     diffs = [k for k in rop.settings if sop.settings.get(k) != rop.settings.get(k) and k != "training"]
     detail = ", ".join(f"{k} {sop.settings.get(k)} instead of {rop.settings.get(k)}" for k in diffs)
-    return f"yours is {describe(sop)}; expected {describe(rop)} ({detail})" + _hint(sop, rop)
+    return (f"yours is {describe(sop)} ({_shape(sop)}); expected {describe(rop)} ({_shape(rop)}): {detail}"
+            + _hint(sop, rop))
 
 
 def _hint(sop: Op, rop: Op) -> str:
