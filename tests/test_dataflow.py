@@ -236,3 +236,22 @@ def test_untrusted_trace_data_is_refused():
         Trace.from_json({"ops": [{"id": 0, "kind": "relu", "settings": {"x": object()}, "inputs": [-1]}]})
     with pytest.raises(ValueError):
         Trace.from_json('{"ops": 3}')
+
+
+@pytest.mark.parametrize("name", CORRECT)
+def test_same_function_pairs_weights_by_dataflow_not_by_creation_order(name):
+    from zoolib import checks
+
+    checks.same_structure(CORRECT[name](), reference(), (1, 192, 28, 28))
+    checks.same_function(CORRECT[name](), reference(), torch.randn(2, 192, 9, 9))
+
+
+def test_same_function_still_fails_a_block_that_computes_something_else():
+    from zoolib import checks
+
+    block = Functional()
+    block.forward = lambda x: torch.cat((F.relu(block.b1(x)), torch.relu(block.c3(block.r3(x))),   # ReLU missing
+                                         F.relu(block.c5(F.relu(block.r5(x)))),
+                                         F.relu(block.p(F.max_pool2d(x, 3, 1, 1)))), 1)
+    with pytest.raises(checks.CheckFailed):
+        checks.same_function(block, reference(), torch.randn(2, 192, 9, 9))

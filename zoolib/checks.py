@@ -178,11 +178,16 @@ def same_structure(block: nn.Module, reference: nn.Module, input_size: Sequence[
             raise CheckFailed(f"{what} does not compute what the reference computes "
                               f"(following the data from the input of {_fmt(input_size)} to the output):\n"
                               f"{shown}{more}")
-        mine_total, ref_total = param_count(block), param_count(reference)
-        if mine_total != ref_total:
-            raise CheckFailed(f"{what} has {mine_total:,} parameters, the reference {ref_total:,}, although it "
-                              f"computes the same layers.\n  hint: a layer is created in __init__ but never used "
-                              f"in forward.")
+        # the same computation; a layer that was built but never used would still change the
+        # parameter count (attributes and buffers of the student's own are fine)
+        used = {id(t) for tensors in mine_trace.tensors.values() for t in tensors}
+        unused = [(name, m) for name, m in block.named_modules() if isinstance(m, _PARAM_LAYERS)
+                  and any(id(p) not in used for p in m.parameters(recurse=False))]
+        if unused:
+            name, m = unused[0]
+            raise CheckFailed(f"{what} computes what the reference computes, but '{name}' ({_describe(m)}) is "
+                              f"created in __init__ and never used in forward: its {param_count(m):,} parameters "
+                              f"would still count and be trained.\n  hint: remove it, or use it where it belongs.")
         return
     mine, out, crash = _meta_run(block, input_size)
     ref, ref_out, ref_crash = _meta_run(reference, input_size)
@@ -240,7 +245,31 @@ def expect_shape(block: nn.Module, input_size: Sequence[int], expected: Sequence
     raise CheckFailed(f"{what} {problem}." + (f"\n  the layers that ran (last {min(len(calls), 12)}):\n{ran}" if calls else ""))
 
 
-def _copy_weights(block: nn.Module, reference: nn.Module, what: str) -> None:
+def _copy_weights_by_dataflow(block: nn.Module, reference: nn.Module, x: torch.Tensor) -> bool:
+    """Give each of the block's layers the weights of the reference layer it matches by dataflow.
+
+    False when the two do not trace to the same graph (then registration order decides).
+    Buffers or attributes of the student's own that no layer reads are left alone.
+    """
+    from . import dataflow
+
+    size = tuple(x.shape)
+    mine, ref = _dataflow(block, size), _dataflow(reference, size)
+    if mine is None or ref is None or dataflow.compare(mine, ref) or not mine.tensors:
+        return False
+    with torch.no_grad():
+        for s_op, r_op in dataflow.pair(mine, ref):
+            theirs, ours = ref.tensors.get(r_op, []), mine.tensors.get(s_op, [])
+            if len(theirs) != len(ours) or any(a.shape != b.shape for a, b in zip(ours, theirs)):
+                return False
+            for a, b in zip(ours, theirs):
+                a.copy_(b)
+    return True
+
+
+def _copy_weights(block: nn.Module, reference: nn.Module, what: str, x: torch.Tensor | None = None) -> None:
+    if x is not None and _copy_weights_by_dataflow(block, reference, x):
+        return
     src, dst = reference.state_dict(), block.state_dict()
     src_shapes = [tuple(v.shape) for v in src.values()]
     dst_shapes = [tuple(v.shape) for v in dst.values()]
@@ -267,7 +296,7 @@ def same_function(block: nn.Module, reference: nn.Module, x: torch.Tensor, what:
     what = what or f"your {type(block).__name__}"
     if bn_seed is not None:
         _randomize_batchnorm(reference, bn_seed)
-    _copy_weights(block, reference, what)
+    _copy_weights(block, reference, what, x)
     block.train(train)
     reference.train(train)
     with torch.no_grad():

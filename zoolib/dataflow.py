@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-__all__ = ["Op", "Trace", "Finding", "trace", "trace_shapes", "compare", "describe"]
+__all__ = ["Op", "Trace", "Finding", "trace", "trace_shapes", "compare", "pair", "describe"]
 
 aten = torch.ops.aten
 
@@ -63,6 +63,9 @@ class Trace:
     ops: list[Op]
     output: list[int]                  # node ids of the block's output tensor(s)
     input_shape: list
+    # op id -> the parameter and buffer tensors it read, in argument order; only for a trace
+    # made in this process (never serialised), so checks can pair weights by dataflow
+    tensors: dict = field(default_factory=dict, repr=False, compare=False)
 
     def to_json(self) -> str:
         return json.dumps({"ops": [vars(o) for o in self.ops], "output": self.output,
@@ -159,6 +162,7 @@ class _Recorder(TorchDispatchMode):
         self.nodes: dict[int, int] = {}       # id(tensor) -> node id
         self.keep: list = []                  # keeps traced tensors alive, so ids are not reused
         self.ops: list[Op] = []
+        self.tensors: dict[int, list] = {}
 
     def node_of(self, t) -> int | None:
         return self.nodes.get(id(t)) if isinstance(t, torch.Tensor) else None
@@ -182,6 +186,8 @@ class _Recorder(TorchDispatchMode):
         else:
             read = [a for a in flat if isinstance(a, torch.Tensor) and id(a) in self.params]
             node = len(self.ops)
+            # weights in a plain list are not registered, but are still nn.Parameters
+            self.tensors[node] = [a for a in flat if isinstance(a, torch.Tensor) and self.node_of(a) is None]
             weights = sum(a.numel() for a in read if isinstance(a, nn.Parameter))
             self.ops.append(Op(node, kind, settings, data, list(first.shape),
                                [self.params[id(a)] for a in read], weights))
@@ -230,7 +236,7 @@ def _trace(module: nn.Module, x: torch.Tensor, train: bool, params: dict[int, st
         module.train(was_training)
     outs = out if isinstance(out, (tuple, list)) else [out]
     ids = [recorder.nodes.get(id(o), -2) if isinstance(o, torch.Tensor) else -2 for o in outs]
-    return Trace(recorder.ops, ids, list(x.shape))
+    return Trace(recorder.ops, ids, list(x.shape), recorder.tensors)
 
 
 def trace_shapes(module: nn.Module, input_size: Sequence[int], train: bool = True) -> Trace:
@@ -518,3 +524,28 @@ def _hint(sop: Op, rop: Op) -> str:
     if {sop.kind, rop.kind} == {"avg_pool2d", "max_pool2d_with_indices"}:
         return " - wrong kind of pooling"
     return ""
+
+
+def pair(student: Trace, reference: Trace) -> list[tuple[int, int]]:
+    """(student op, reference op) for every layer, matched by dataflow; traces must compare equal.
+
+    Walks both graphs back from the outputs together, so a layer is paired with the one that
+    plays its part whatever order the two were created or called in.
+    """
+    gs, gr = _Graph(student), _Graph(reference)
+    pairs: dict[int, int] = {}
+
+    def walk(sn: int, rn: int) -> None:
+        if sn < 0 or rn < 0 or sn in pairs:
+            return
+        pairs[sn] = rn
+        sop, rop = gs.ops[sn], gr.ops[rn]
+        s_in, r_in = gs.merged_inputs(sop), gr.merged_inputs(rop)
+        if rop.kind in _COMMUTATIVE and len(s_in) == len(r_in) == 2 and gs.key(s_in[0]) != gr.key(r_in[0]):
+            s_in = s_in[::-1]
+        for a, b in zip(s_in, r_in):
+            walk(a, b)
+
+    for so, ro in zip(student.output, reference.output):
+        walk(so, ro)
+    return sorted(pairs.items())
