@@ -426,7 +426,9 @@ def _diff(gs: _Graph, gr: _Graph, sn: int, rn: int, where: str, out: list[Findin
     r_desc = [_signature(gr.ops[n]) for n in r_layers]
     before = len(out)
     if s_desc != r_desc:
-        _diff_chain(gs, gr, s_layers, r_layers, where, out)
+        origin = f" after the {_NAMES.get(gr.ops[r_start].kind, gr.ops[r_start].kind)}" \
+            if r_start >= 0 and r_start in gr.ops else ""
+        _diff_chain(gs, gr, s_layers, r_layers, where, out, origin)
     # then what feeds the chains
     if len(out) > before and (s_start == -1) != (r_start == -1):
         return  # one side reads the input directly, the other merges branches: the chain message says enough
@@ -471,7 +473,7 @@ def _diff(gs: _Graph, gr: _Graph, sn: int, rn: int, where: str, out: list[Findin
 
 
 def _diff_chain(gs: _Graph, gr: _Graph, s_layers: list[int], r_layers: list[int], where: str,
-                out: list[Finding]) -> None:
+                out: list[Finding], origin: str = "") -> None:
     s_sig = [_signature(gs.ops[n]) for n in s_layers]
     r_sig = [_signature(gr.ops[n]) for n in r_layers]
     # align by kind first, so a wrong setting shows as "different", not as one missing plus one extra
@@ -486,20 +488,20 @@ def _diff_chain(gs: _Graph, gr: _Graph, s_layers: list[int], r_layers: list[int]
                 ri, si = i1 + k, j1 + k
                 if r_sig[ri] != s_sig[si]:
                     rop, sop = gr.ops[r_layers[ri]], gs.ops[s_layers[si]]
-                    out.append(Finding(_join(where, f"layer {si + 1}"), _different(sop, rop), _owner(sop)))
+                    out.append(Finding(_join(where, f"layer {si + 1}{origin}"), _different(sop, rop), _owner(sop)))
         elif tag == "replace" and i2 - i1 == j2 - j1:
             for k in range(i2 - i1):
                 rop, sop = gr.ops[r_layers[i1 + k]], gs.ops[s_layers[j1 + k]]
-                out.append(Finding(_join(where, f"layer {j1 + k + 1}"),
+                out.append(Finding(_join(where, f"layer {j1 + k + 1}{origin}"),
                                    f"yours is {describe(sop)} ({_shape(sop)}); expected {describe(rop)} "
                                    f"({_shape(rop)})" + _hint(sop, rop), _owner(sop)))
         else:
             for ri in range(i1, i2):
                 after = f" after {describe(gr.ops[r_layers[ri - 1]])}" if ri > 0 else " first, on the input"
-                out.append(Finding(_join(where, f"layer {j1 + 1}"),
+                out.append(Finding(_join(where, f"layer {j1 + 1}{origin}"),
                                    f"missing {describe(gr.ops[r_layers[ri]])}{after}"))
             for si in range(j1, j2):
-                out.append(Finding(_join(where, f"layer {si + 1}"),
+                out.append(Finding(_join(where, f"layer {si + 1}{origin}"),
                                    f"{describe(gs.ops[s_layers[si]])} should not be there", _owner(gs.ops[s_layers[si]])))
 
 
