@@ -19,6 +19,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
 from zoograde.deadlines import DeadlinePolicy, ExplainLatePenalty, SyncDeadlines
 from zoograde.execute import GuardedExecute
 from zoograde.preprocessors import HideHiddenTests, ScrubLeaks, ShortTracebacks
+from zoograde.provenance import JudgeReuse
 from zoograde.sanitize import RepairMetadata, RestoreCells
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
@@ -36,11 +37,12 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Autograding, with the defences of zoograde in nbgrader's own pipeline (so `nbgrader autograde` has them too):
 # an unreadable file is graded as an empty notebook with a note; grading metadata that is not the assignment's is
 # dropped; deleted cells are put back and edited tests replaced (OverwriteCells); then every notebook runs in a
-# sandboxed kernel with a time and a memory limit, and a hang or crash fails only its own cell.
+# sandboxed kernel with a time and a memory limit, and a hang or crash fails only its own cell. JudgeReuse then
+# decides, from the submitted source and in this process, whether an answer reuses the reference code.
 c.Autograde.exporter_class = "zoograde.sanitize.TolerantExporter"
 c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, RepairMetadata, RestoreCells,
                                       OverwriteCells, CheckCellMetadata]
-c.Autograde.autograde_preprocessors = [GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+c.Autograde.autograde_preprocessors = [GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, JudgeReuse,
                                        SaveAutoGrades, SyncDeadlines, AssignLatePenalties, CheckCellMetadata]
 
 # Due dates and the late policy, the one place they are set (zoograde.deadlines; the instructor guide

@@ -45,6 +45,8 @@ GIVEN = "import torch\nfrom torch import nn\nimport zoolib\nfrom zoolib import c
     ("from torchvision.models.googlenet import Inception", "torchvision.models.googlenet.Inception"),
     ("import timm\nm = timm.create_model('inception_v4')", "timm.create_model"),
     ("from zoolib.arith import conv_output_size", "zoolib.arith.conv_output_size"),
+    ("class Inception(zoolib.Inception):\n    pass", "zoolib.Inception"),     # a top-level re-export
+    ("from zoolib import NiNBlock", "zoolib.NiNBlock"),
 ])
 def test_reuse_of_the_reference_is_found(answer, name):
     cells = [{"cell_type": "code", "source": GIVEN, "metadata": {}},
@@ -64,6 +66,7 @@ def test_reuse_of_the_reference_is_found(answer, name):
     ("code = checks.same_structure.__globals__", "__globals__"),
     ("%load_ext autoreload", "%load_ext"),
     ("def broken(:\n    pass", "SyntaxError"),
+    ("x = 1\n" * 150_000, "size"),                                       # not parsed: bounded time
 ])
 def test_what_cannot_be_resolved_is_flagged_for_review(answer, name):
     cells = [{"cell_type": "code", "source": GIVEN, "metadata": {}},
@@ -107,3 +110,26 @@ def test_only_answer_cells_are_judged_and_lines_are_reported():
     assert [(f.line, f.name) for f in found] == [(2, "zoolib.models.nin.NiN")]
     cells = [{"cell_type": "code", "source": "from zoolib.models.nin import NiN", "metadata": {}}]
     assert analyse_notebook(cells, set()) == []
+
+
+def test_judge_reuse_fails_the_tests_of_a_reusing_answer_and_only_those():
+    import nbformat
+
+    from zoograde.provenance import JudgeReuse
+
+    path = ROOT / "autograder" / "source" / "04_inception" / "04_inception.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "inception_block":
+            cell.source = "import zoolib\n\nclass Inception(zoolib.Inception):\n    pass\n"
+        elif cell.metadata.get("nbgrader", {}).get("grade_id") == "aux_loss":
+            cell.source += "\nhelper = getattr(torch, 'nn' if True else 'x')\nname = 'nn'\nx = getattr(torch, name)\n"
+    nb, _ = JudgeReuse().preprocess(nb, {"nbgrader": {"assignment": "04_inception"}})
+    failed = {c.metadata["nbgrader"]["grade_id"]: c.outputs[-1]["evalue"] for c in nb.cells
+              if c.metadata.get("nbgrader", {}).get("grade") and c.get("outputs")
+              and c.outputs[-1].get("output_type") == "error"}
+    assert list(failed) == ["test_inception_block"]
+    assert "subclasses the reference zoolib.models.googlenet.Inception" in failed["test_inception_block"]
+    assert "earns no points" in failed["test_inception_block"]
+    # both getattr calls compute their attribute name (a conditional, a variable)
+    assert [(r["cell"], r["name"]) for r in nb.metadata["zoograde"]["review"]] == [("aux_loss", "getattr")] * 2

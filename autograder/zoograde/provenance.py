@@ -21,6 +21,7 @@ Tricks that static analysis cannot resolve are not scored away silently: ``__imp
 from __future__ import annotations
 
 import ast
+import inspect
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
@@ -34,6 +35,7 @@ _DYNAMIC_CALLS = {"__import__": "imports a module by a computed name", "exec": "
                   "eval": "evaluates code from a string", "compile": "compiles code from a string",
                   "globals": "reads the global namespace as a dictionary",
                   "vars": "reads a namespace as a dictionary", "locals": "reads the local namespace as a dictionary"}
+MAX_SOURCE = 200_000    # characters of one answer cell; an answer is a few hundred lines at most
 _DYNAMIC_MODULES = ("importlib", "imp", "pkgutil", "runpy", "marshal", "pickle", "ctypes")
 _DUNDERS = {"__globals__", "__code__", "__subclasses__", "__builtins__", "__dict__", "__closure__",
             "__import__", "__loader__", "__spec__"}
@@ -62,15 +64,50 @@ def _dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
     return ".".join([aliases[node.id], *reversed(parts)])
 
 
+def _canonical(path: str) -> str:
+    """Where a zoolib name really lives: 'zoolib.Inception' -> 'zoolib.models.googlenet.Inception'.
+
+    zoolib re-exports its models at the top level; the grader imports its own copy of zoolib
+    (never the student's) to follow those re-exports.
+    """
+    if not path.startswith("zoolib."):
+        return path
+    import importlib
+
+    parts = path.split(".")
+    try:
+        obj = importlib.import_module("zoolib")
+    except Exception:  # pragma: no cover - zoolib is the grader's own dependency
+        return path
+    for i, part in enumerate(parts[1:], 1):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            return path
+        if not inspect.ismodule(obj):
+            home = getattr(obj, "__module__", None)
+            name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+            if isinstance(home, str) and isinstance(name, str):
+                return ".".join([home, name, *parts[i + 1:]])
+            return path
+    return obj.__name__ if inspect.ismodule(obj) else path
+
+
+def _shown(path: str) -> str:
+    real = _canonical(path)
+    return path if real == path else f"{real} (as {path})"
+
+
 def _is_reference(path: str, allowed: set[str]) -> bool:
-    if any(path == a or path.startswith(a + ".") for a in allowed):
-        return False
-    leaf = path.rsplit(".", 1)[-1]
-    if leaf.isupper() or (leaf[:1] == "_" and leaf[1:].isupper()):   # data tables: GOOGLENET_TABLE
-        return False
-    if any(path == t or path.startswith(t + ".") for t in TOOL_PREFIXES):
-        return False
-    return any(path == r or path.startswith(r + ".") for r in REFERENCE_PREFIXES)
+    for candidate in dict.fromkeys([path, _canonical(path)]):
+        if any(candidate == a or candidate.startswith(a + ".") for a in allowed):
+            return False
+        leaf = candidate.rsplit(".", 1)[-1]
+        if leaf.isupper() or (leaf[:1] == "_" and leaf[1:].isupper()):   # data tables: GOOGLENET_TABLE
+            return False
+        if any(candidate == t or candidate.startswith(t + ".") for t in TOOL_PREFIXES):
+            return False
+    return any(c == r or c.startswith(r + ".") for c in {path, _canonical(path)} for r in REFERENCE_PREFIXES)
 
 
 def _imports(tree: ast.AST, aliases: dict[str, str]) -> list[tuple[ast.AST, str]]:
@@ -99,6 +136,9 @@ def analyse(source: str, cell: str = "", aliases: dict[str, str] | None = None,
     """Findings for one cell's source; ``aliases`` carries imports over from earlier cells (and is updated)."""
     aliases = {} if aliases is None else aliases
     allowed = set(allowed)
+    if len(source) > MAX_SOURCE:
+        return [Finding(cell, 0, "review", "size", f"the cell holds {len(source):,} characters, more than the "
+                                                   f"{MAX_SOURCE:,} analysed; check it by hand")]
     try:
         tree = ast.parse(source)
     except SyntaxError as err:
@@ -115,14 +155,14 @@ def analyse(source: str, cell: str = "", aliases: dict[str, str] | None = None,
 
     for node, path in _imports(tree, aliases):
         if _is_reference(path, allowed):
-            add(node, "reference", path, f"imports the reference {path}")
+            add(node, "reference", path, f"imports the reference {_shown(path)}")
         if path.split(".")[0] in _DYNAMIC_MODULES:
             add(node, "review", path, f"imports {path}, which can load or run code the analysis cannot follow")
     for node in ast.walk(tree):
         if isinstance(node, (ast.Attribute, ast.Name)) and isinstance(getattr(node, "ctx", None), ast.Load):
             path = _dotted(node, aliases)
             if path and _is_reference(path, allowed):
-                add(node, "reference", path, f"uses the reference {path}")
+                add(node, "reference", path, f"uses the reference {_shown(path)}")
             if isinstance(node, ast.Attribute) and node.attr in _DUNDERS:
                 add(node, "review", node.attr, f"reaches into {node.attr}, which static analysis cannot follow")
             if isinstance(node, ast.Name) and node.id == "__builtins__":
@@ -133,7 +173,7 @@ def analyse(source: str, cell: str = "", aliases: dict[str, str] | None = None,
             for base in node.bases:
                 path = _dotted(base, aliases)
                 if path and _is_reference(path, allowed):
-                    add(base, "reference", path, f"class {node.name} subclasses the reference {path}")
+                    add(base, "reference", path, f"class {node.name} subclasses the reference {_shown(path)}")
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _DYNAMIC_CALLS \
                 and node.func.id not in aliases:
             name = node.func.id
@@ -146,7 +186,7 @@ def analyse(source: str, cell: str = "", aliases: dict[str, str] | None = None,
             if isinstance(attr, ast.Constant) and isinstance(attr.value, str) and target:
                 path = f"{target}.{attr.value}"
                 if _is_reference(path, allowed):
-                    add(node, "reference", path, f"uses the reference {path} through getattr")
+                    add(node, "reference", path, f"uses the reference {_shown(path)} through getattr")
                 if attr.value in _DUNDERS:
                     add(node, "review", attr.value, f"getattr reaches into {attr.value}")
             elif not isinstance(attr, ast.Constant):
@@ -221,3 +261,48 @@ def review_submission(notebook: dict, assignment: str, answer_ids: set[str]) -> 
             continue
         findings.append(f)
     return findings
+
+
+# ---------------------------------------------------------------------------------------------------
+# In nbgrader's autograde pipeline
+
+try:
+    from nbgrader.preprocessors import NbGraderPreprocessor as _Base
+except ImportError:  # pragma: no cover - nbgrader is part of the grading extra
+    _Base = object
+
+
+class JudgeReuse(_Base):
+    """After execution, before SaveAutoGrades: an answer that reuses reference code fails its tests.
+
+    Runs in the grader's process on the submitted source (see the module docstring). The test
+    cells that follow a flagged answer, up to the next answer cell, get an error output naming
+    what was reused, so nbgrader scores them zero. Findings of kind "review" change no score:
+    they go into the notebook's metadata (``zoograde.review``) for ``zoo-grade report``.
+    """
+
+    def preprocess(self, nb, resources):
+        assignment = (resources.get("nbgrader") or {}).get("assignment", "")
+        answers = {c.metadata.nbgrader.grade_id for c in nb.cells
+                   if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+        findings = review_submission(nb, assignment, answers)
+        reused: dict[str, list[Finding]] = {}
+        for f in findings:
+            if f.kind == "reference":
+                reused.setdefault(f.cell, []).append(f)
+        current = None
+        for cell in nb.cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if meta.get("solution"):
+                current = meta.get("grade_id")
+            elif meta.get("grade") and cell.cell_type == "code" and current in reused:
+                first = reused[current][0]
+                message = (f"the answer in '{current}' reuses the course's reference code (line {first.line}: "
+                           f"{first.text}), so this test earns no points: the exercise is to write the block "
+                           f"yourself.")
+                from nbformat.v4 import new_output
+
+                cell.outputs = list(cell.get("outputs", [])) + [
+                    new_output("error", ename="ReferenceReused", evalue=message, traceback=[f"ReferenceReused: {message}"])]
+        nb.metadata.setdefault("zoograde", {})["review"] = [f.as_dict() for f in findings if f.kind == "review"]
+        return nb, resources
