@@ -118,9 +118,9 @@ def test_an_interrupted_batch_keeps_its_grades_and_the_next_run_grades_the_rest(
     for name in sleepers:
         build_submission(course, {**SLEEPER, "name": name})
     markers = course / ".zoograde" / ASSIGNMENT
-    # The first run lets a cell run for 15 minutes: the sleepers cannot finish while the test watches.
-    process = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2", background=True,
-                        env={"ZOOGRADE_CELL_TIME_LIMIT": "900"})
+    # The first run lets a cell and a notebook run for an hour: the sleepers cannot finish while the test watches.
+    process = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2", "--time-limit", "3600", background=True,
+                        env={"ZOOGRADE_CELL_TIME_LIMIT": "3600"})
     try:
         # generous bounds: they only turn a hang into a failure, on a machine as loaded as it may be
         deadline = time.monotonic() + 1200
