@@ -40,6 +40,10 @@ def apply_limits(env=os.environ) -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails with OSError, not a dead kernel
         _limit(resource.RLIMIT_FSIZE, int(float(env["ZOOGRADE_FILE_MB"]) * mib))
     _limit(resource.RLIMIT_CORE, 0)
+    if env.get("ZOOGRADE_PROCESSES") and env.get("ZOOGRADE_SANDBOXED"):
+        # counted per user namespace, i.e. for this sandbox only (a fork bomb stops here); the grader's
+        # uid root is exempt, which is why the grader also puts each kernel in a cgroup where it can
+        _limit(resource.RLIMIT_NPROC, int(env["ZOOGRADE_PROCESSES"]))
 
 
 def preload(threads: int | None = None) -> None:
@@ -66,7 +70,9 @@ def run(argv: list[str]) -> None:
     from zoograde import _guard
 
     torch.set_num_threads(int(os.environ.get("ZOOGRADE_THREADS", "1")))
-    app = IPKernelApp.instance()
+    # In the sandbox the grader's pid means nothing (another PID namespace); bwrap (--die-with-parent) or
+    # the fork server's relay process ends the kernel when the grader goes.
+    app = IPKernelApp.instance(parent_handle=0) if os.environ.get("ZOOGRADE_SANDBOXED") else IPKernelApp.instance()
     app.initialize(argv)
     split = lambda name: [p for p in os.environ.get(name, "").split(os.pathsep) if p]
     _guard.install(allowed=[os.getcwd()], protected=split("ZOOGRADE_PROTECT"), writable=split("ZOOGRADE_WRITABLE"))
