@@ -120,6 +120,9 @@ class GuardedExecute(Execute):
     protect = List(Unicode(), help="folders the notebook may not read (besides the course root)").tag(config=True)
     course_root = Unicode("", help="the course folder (default: CourseDirectory.root)").tag(config=True)
     guard = Bool(True, help="check and restore the kernel's helpers around every test cell").tag(config=True)
+    audit = Bool(True, help="the in-process audit hook (zoograde._guard): clear messages for what the sandbox "
+                            "stops anyway; not a boundary (off: ZOOGRADE_AUDIT=0, to test the sandbox alone)"
+                 ).tag(config=True)
     guard_timeout = Float(60.0, help="seconds for a tamper check").tag(config=True)
     prewarm = Bool(True, help="fork each kernel from a process that has imported PyTorch and the helpers once "
                               "(zoograde.forkserver) instead of starting a new interpreter").tag(config=True)
@@ -263,6 +266,7 @@ class GuardedExecute(Execute):
             "ZOOGRADE_CPU_SECONDS": str(int(self.notebook_timeout * 2 + 60)) if self.notebook_timeout > 0 else "",
             "ZOOGRADE_MEMORY_MB": str(self.memory_limit_mb) if self.memory_limit_mb > 0 else "",
             "ZOOGRADE_PROCESSES": str(self.max_processes) if self.max_processes > 0 else "",
+            "ZOOGRADE_AUDIT": "1" if self.audit else "0",
             "PYTHONPATH": os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)),
         })
         return env

@@ -250,7 +250,7 @@ def socket_path(env: dict, timeout: float = 60.0, sandboxed: bool = False) -> st
     shared = os.environ.get(SHARED)
     if shared and is_sandboxed(shared) == sandboxed and _ready(shared, None, timeout):
         return shared
-    if _server.get("failed") or (_server.get("process") is not None and _server.get("sandboxed") != sandboxed):
+    if _server.get("failed") and _server.get("sandboxed") == sandboxed:
         return None
     start(env, sandboxed)
     if _ready(_server["path"], _server["process"], timeout):
@@ -283,7 +283,10 @@ def start(env: dict, sandboxed: bool = False) -> str:
     """Start this process's fork server unless it runs (it imports for a few seconds); its socket's path, at once."""
     process = _server.get("process")
     if process is not None and process.poll() is None:
-        return _server["path"]
+        if _server.get("sandboxed") == sandboxed:
+            return _server["path"]
+        stop()
+    _server.pop("failed", None)
     folder = tempfile.mkdtemp(prefix="zoograde-forkserver-")
     path = os.path.join(folder, "socket")
     command = [sys.executable, "-m", "zoograde.forkserver", "--serve", path]
