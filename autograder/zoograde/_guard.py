@@ -64,9 +64,16 @@ class GradingPolicyError(PermissionError):
     """Raised inside a student's notebook for an action the grader does not allow."""
 
 
-def _policy(allowed: list[str], protected: list[str], writable: list[str]):
-    """The audit hook. Everything it uses is bound now, so rebinding ``os.path`` later changes nothing."""
-    realpath, join, getcwd, getpid, fspath = os.path.realpath, os.path.join, os.getcwd, os.getpid, os.fspath
+def _policy(allowed: list[str], protected: list[str], writable: list[str], alias: tuple[str, str] | None = None):
+    """The audit hook. Everything it uses is bound now, so rebinding ``os.path`` later changes nothing.
+    ``alias`` = (working copy, submission folder): relative paths are judged, and named in messages, as
+    if the notebook ran in its submission's folder (it runs in a copy of it)."""
+    realpath, join, getpid, fspath = os.path.realpath, os.path.join, os.getpid, os.fspath
+    if alias:
+        copy, folder = os.path.realpath(alias[0]), alias[1]
+        getcwd = lambda: folder if os.getcwd() == copy else os.getcwd()  # noqa: E731
+    else:
+        getcwd = os.getcwd
     own_proc = f"/proc/{getpid()}"
     allowed = tuple(realpath(p) for p in allowed)
     protected = tuple(realpath(p) for p in protected)
@@ -380,9 +387,10 @@ _state: dict = {}
 last = ""
 
 
-def install(allowed: list[str], protected: list[str], writable: list[str]) -> None:
+def install(allowed: list[str], protected: list[str], writable: list[str],
+            alias: tuple[str, str] | None = None) -> None:
     """Called once by the kernel launcher, after the shell exists and before any cell runs."""
-    sys.addaudithook(_policy(allowed, protected, writable))
+    sys.addaudithook(_policy(allowed, protected, writable, alias))
 
 
 def check(phase: str, nonce: str) -> str:

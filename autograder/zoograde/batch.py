@@ -214,16 +214,20 @@ def plan(course: Path, assignment: str, students: list[str] | None, force: bool,
 
 def autograde(course, assignment: str, students: list[str] | None = None, workers: int = 2,
               scheduler=None, force: bool = False, time_limit: float | None = None,
-              memory_limit_mb: int | None = None, progress: bool = True, sandbox: bool = True) -> BatchResult:
+              memory_limit_mb: int | None = None, progress: bool = True, sandbox: bool = True,
+              audit: bool = True) -> BatchResult:
     """Grade every submission of ``assignment`` that is not graded yet; see the module's docstring.
 
     ``scheduler`` is a Dask scheduler's address, or a ``distributed.Client`` to reuse (for
     several assignments in a row); without one, ``workers`` local processes are started.
     ``sandbox=False`` runs the notebooks without the OS sandbox (trusted code only); with it,
     a machine that cannot sandbox raises :class:`SandboxUnavailable` before anything runs.
+    ``audit=False`` leaves out the in-process audit hook (used to test that the sandbox holds alone).
     """
     course = Path(course).resolve()
     overrides: dict = {"GuardedExecute": {"sandbox": bool(sandbox)}}
+    if not audit:
+        overrides["GuardedExecute"]["audit"] = False
     if sandbox:
         from zoograde import sandbox as os_sandbox
 

@@ -275,6 +275,7 @@ class GuardedExecute(Execute):
         km = super().create_kernel_manager()
         if isinstance(km, SandboxedKernelManager):
             km.zoograde_env = self._kernel_env(self._tmp)
+            km.zoograde_env["ZOOGRADE_FOLDER"] = self._folder
             km.prewarm = self.prewarm
             if self.sandbox:
                 km.zoograde_env["ZOOGRADE_SANDBOXED"] = "1"

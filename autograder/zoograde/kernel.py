@@ -76,8 +76,9 @@ def run(argv: list[str]) -> None:
     app.initialize(argv)
     split = lambda name: [p for p in os.environ.get(name, "").split(os.pathsep) if p]
     if os.environ.get("ZOOGRADE_AUDIT", "1") != "0":  # clear messages only: the OS sandbox is the boundary
-        _guard.install(allowed=[os.getcwd()], protected=split("ZOOGRADE_PROTECT"),
-                       writable=split("ZOOGRADE_WRITABLE"))
+        folder = os.environ.get("ZOOGRADE_FOLDER") or os.getcwd()  # the submission's folder; cwd is a copy
+        _guard.install(allowed=[os.getcwd(), folder], protected=split("ZOOGRADE_PROTECT"),
+                       writable=split("ZOOGRADE_WRITABLE"), alias=(os.getcwd(), folder))
     app.start()
 
 
