@@ -88,6 +88,8 @@ def build_submission(course: Path, spec: dict) -> Path:
         cell.source = cell.source.replace(edit["old"], edit["new"])
     for gid, code in spec.get("append", {}).items():
         _cell(nb, gid).source += "\n" + code
+    for gid, code in spec.get("replace", {}).items():
+        _cell(nb, gid).source = code
     for gid, fields in spec.get("metadata", {}).items():
         _cell(nb, gid).metadata["nbgrader"].update(fields)
     for gid, size in spec.get("outputs", {}).items():
@@ -100,15 +102,16 @@ def build_submission(course: Path, spec: dict) -> Path:
         nb.cells.append(cell)
     nb.cells = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
                 not in set(spec.get("delete", []))]
+    nb.cells += [nbformat.v4.new_code_cell("") for _ in range(spec.get("many_cells", 0))]
     nbformat.write(nb, target)
     return target
 
 
-def released_course(tmp: Path) -> Path:
+def released_course(tmp: Path, env: dict | None = None) -> Path:
     """A fresh copy of the course (no gradebook, no submissions) with the assignment released."""
     course = tmp / "course"
     shutil.copytree(COURSE, course, ignore=shutil.ignore_patterns(*IGNORE, "hostile"))
-    nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+    nbgrader(course, "generate_assignment", ASSIGNMENT, "--force", env=env)
     return course
 
 
@@ -135,10 +138,10 @@ def no_connection_came() -> bool:
     return False
 
 
-def scores(course: Path, student: str) -> dict[str, float]:
+def scores(course: Path, student: str, url: str | None = None) -> dict[str, float]:
     from nbgrader.api import Gradebook
 
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    with Gradebook(url or f"sqlite:///{course / 'gradebook.db'}") as gb:
         nb = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student)
         return {g.name: g.score for g in nb.grades}
 
@@ -227,8 +230,10 @@ def test_feedback_says_what_happened_and_shows_no_hidden_test(parallel, name):
     text = html.unescape(re.sub(r"<[^>]+>", "", page))
     for message in spec.get("messages", []):
         assert message in text, f"{name}: the feedback lacks {message!r}"
+    graded = nbformat.read(parallel.course / "autograded" / name / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    notes = " ".join(c.source for c in graded.cells if c.get("metadata", {}).get("zoograde_notes"))
     for forged in spec.get("absent", []):  # e.g. a grading note the notebook wrote itself
-        assert forged not in text, f"{name}: the feedback shows {forged!r}"
+        assert forged not in notes, f"{name}: the grading notes show {forged!r}"
         assert forged not in " ".join(parallel.results[name]["notes"]), f"{name}: the summary shows {forged!r}"
     leaked = [line for line in _hidden_lines(ASSIGNMENT) if line in text]
     assert not leaked, f"{name}: hidden test lines in the feedback: {leaked[:2]}"

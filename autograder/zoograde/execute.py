@@ -3,8 +3,11 @@
 Plugged into ``nbgrader autograde`` by ``nbgrader_config.py`` (``Autograde.autograde_preprocessors``),
 so the same defences hold with or without ``zoo-grade``. What it adds to nbgrader:
 
-* **Limits.** Every notebook runs in :mod:`zoograde.kernel` with a memory limit, one
-  PyTorch thread and no access to the course folder. Kernels are forked from a process that
+* **Isolation.** Every notebook runs in :mod:`zoograde.kernel` inside the operating
+  system's sandbox (:mod:`zoograde.sandbox`: bubblewrap; its own uid, no network, no other
+  process, and a copy of its folder as the only thing of the course it sees), with a memory
+  limit and one PyTorch thread. Without bubblewrap it refuses to run (``sandbox=False`` for
+  trusted code, noted in the feedback). Kernels are forked from a process that
   has imported PyTorch and the helpers once (:mod:`zoograde.forkserver`), which halves the
   time a notebook of this course takes to grade. The notebook as a whole has a time
   limit (``notebook_timeout``) besides nbgrader's per-cell one; a cell that would pass it
@@ -20,8 +23,8 @@ so the same defences hold with or without ``zoo-grade``. What it adds to nbgrade
   restores and reports anything student code changed in the checking helpers, PyTorch or
   IPython's machinery; a change made *while* a test ran voids that test.
 * **A report.** What happened is listed in a "Grading notes" cell at the top of the
-  autograded notebook, which is what the student's feedback shows, and in a JSON sidecar
-  that ``zoo-grade`` reads.
+  autograded notebook, which is what the student's feedback shows, and in a JSON file under
+  the course's ``.zoograde/notes/``, out of every kernel's reach, that ``zoo-grade`` reads.
 """
 from __future__ import annotations
 

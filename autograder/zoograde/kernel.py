@@ -1,7 +1,8 @@
 """The kernel a submission runs in: ``python -m zoograde.kernel -f CONNECTION_FILE``.
 
-Started by :class:`zoograde.execute.SandboxedKernelManager` instead of ``ipykernel_launcher``
-(a cold start), or forked from :mod:`zoograde.forkserver`, which has run :func:`preload` once
+Started by :class:`zoograde.execute.SandboxedKernelManager` inside bubblewrap instead of
+``ipykernel_launcher`` (a cold start, :mod:`zoograde.sandbox`), or forked from
+:mod:`zoograde.forkserver` (itself sandboxed, see :mod:`zoograde.isolate`), which has run :func:`preload` once
 and runs :func:`apply_limits` and :func:`run` in each child. Before the first cell it
 
 1. sets hard resource limits: address space for data (``RLIMIT_DATA``: a memory bomb gets a
@@ -9,7 +10,8 @@ and runs :func:`apply_limits` and :func:`run` in each child. Before the first ce
    resort behind the grader's own clock), the size of any file written, no core dumps;
 2. runs PyTorch with one thread (parallelism comes from grading several notebooks at once);
 3. imports the libraries and helpers the tests use, so that their state can be snapshotted;
-4. starts IPython's kernel, then installs :mod:`zoograde._guard` (audit hook and snapshot).
+4. starts IPython's kernel, then installs :mod:`zoograde._guard` (audit hook and snapshot:
+   clear messages and honest tests, not a boundary; the sandbox is).
 
 Settings come from the environment the grader builds (``ZOOGRADE_*``), which is also the
 only environment the notebook sees: the grader's own variables (a gradebook URL with a
