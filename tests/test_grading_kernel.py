@@ -242,7 +242,12 @@ def test_the_fork_bomb_stays_in_its_sandbox(tmp_path):
     config.GuardedExecute.audit = False
     config.GuardedExecute.max_processes = 48
     config.GuardedExecute.notebook_timeout = 120
+    def kernel_cgroups() -> set:
+        return {p for base in ("pids/", "", "unified/") for p in Path(f"/sys/fs/cgroup/{base}zoograde").glob("kernel-*")}
+
+    cgroups = kernel_cgroups()
     nb, _ = GuardedExecute(config=config).preprocess(nb, {"metadata": {"path": str(folder)}})
+    assert kernel_cgroups() <= cgroups  # the kernel's cgroup went with it
     bomb, after = [c for c in nb.cells if c.cell_type == "code"]
     text = "".join(o.get("text", "") for o in bomb.outputs)
     assert text.startswith("fork refused after "), text

@@ -308,12 +308,12 @@ class GuardedExecute(Execute):
             return False
 
     async def _stop(self) -> None:
+        km = self.km  # nbclient forgets its kernel manager while cleaning up
         try:
             await self._async_cleanup_kernel()
         except Exception:  # noqa: BLE001
             pass
         finally:
-            km = self.km
             if isinstance(km, SandboxedKernelManager) and km.zoograde_cgroup:
                 _sandbox.remove_cgroup(km.zoograde_cgroup)  # whatever the notebook left running goes too
                 km.zoograde_cgroup = ""

@@ -141,11 +141,11 @@ def wrap(argv: list[str], private: str, workdir: str, forbidden: list[str], cgro
     program = bwrap()
     if program is None:
         check()
-    args = [program, *_namespaces(), *_system_mounts()]
+    # /tmp first: the folders bound after it may lie in the grader's /tmp (a course copy, a virtualenv)
+    args = [program, *_namespaces(), "--size", str(TMP_MB << 20), "--tmpfs", "/tmp", *_system_mounts()]
     for path in code_paths(forbidden + [private]):
         args += ["--ro-bind", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_MB << 20), "--tmpfs", "/tmp",
-             "--bind", private, private, "--chdir", workdir, "--", *argv]
+    args += ["--proc", "/proc", "--dev", "/dev", "--bind", private, private, "--chdir", workdir, "--", *argv]
     if cgroup:  # join the kernel's cgroup before the sandbox starts, so that everything in it is counted
         args = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, *args]
     return args
