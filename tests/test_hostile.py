@@ -31,6 +31,8 @@ import yaml
 from test_autograder import _hidden_lines
 from zoograde.bench import IGNORE, solution_cells
 
+# Plain nbgrader grades the 40-odd submissions one after the other, inside a module fixture.
+pytestmark = pytest.mark.timeout(1800)
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = ROOT / "autograder"
 CORPUS = yaml.safe_load((COURSE / "hostile" / "03_network_in_network.yml").read_text())
