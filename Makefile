@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup browser test test-gpu book bench clean-book
+.PHONY: help setup sandbox postgres browser test test-gpu book bench clean-book
 
 help:
 	@echo "make setup     - create/update $(VENV) (idempotent)"
@@ -15,7 +15,7 @@ help:
 	@echo "make bench     - zoolib vs torchvision/timm throughput, grading speed (nbgrader vs zoograde.batch), similarity of 300"
 	@echo "make test-gpu  - every chapter in full mode on CUDA, then the bench on the GPU"
 
-setup: $(STAMP)
+setup: $(STAMP) sandbox
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 14) else \
@@ -33,7 +33,20 @@ browser: setup
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else $(BIN)/python tests/test_book_browser.py || true; fi; }
 
-test: setup browser
+# Grading kernels run in bubblewrap (zoograde.sandbox); grading refuses to start without it.
+sandbox:
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	  else echo "note: grading needs bubblewrap (sudo apt-get install bubblewrap); zoo-grade refuses to grade without it" >&2; fi; }
+
+# The class-scale grading tests also run against a throwaway PostgreSQL cluster (tests/postgres.py).
+PG_BIN ?= $(firstword $(wildcard /usr/lib/postgresql/*/bin))
+postgres:
+	@test -n "$(PG_BIN)" || command -v initdb >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "please install PostgreSQL for the grading tests: sudo apt-get install postgresql" >&2; exit 1; fi; }
+
+test: setup browser postgres
 	$(BIN)/python -m pytest
 
 book: setup

@@ -37,8 +37,9 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Autograding, with the defences of zoograde in nbgrader's own pipeline (so `nbgrader autograde` has them too):
 # an unreadable file is graded as an empty notebook with a note; grading metadata that is not the assignment's is
 # dropped; deleted cells are put back and edited tests replaced (OverwriteCells); then every notebook runs in a
-# sandboxed kernel with a time and a memory limit, and a hang or crash fails only its own cell. JudgeReuse then
-# decides, from the submitted source and in this process, whether an answer reuses the reference code.
+# kernel isolated by the operating system (zoograde.sandbox) with a time and a memory limit, and a hang or crash
+# fails only its own cell. JudgeReuse then decides, from the submitted source and in this process, whether an
+# answer reuses the reference code.
 c.Autograde.exporter_class = "zoograde.sanitize.TolerantExporter"
 c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, RepairMetadata, RestoreCells,
                                       OverwriteCells, CheckCellMetadata]
@@ -61,6 +62,12 @@ c.DeadlinePolicy.assignments = {
 c.GuardedExecute.notebook_timeout = float(os.environ.get("ZOOGRADE_TIME_LIMIT", 600))  # seconds per notebook
 c.GuardedExecute.memory_limit_mb = int(os.environ.get("ZOOGRADE_MEMORY_LIMIT", 3072))  # MiB per notebook
 c.Execute.timeout = int(os.environ.get("ZOOGRADE_CELL_TIME_LIMIT", 120))  # seconds per cell
+# The OS sandbox (bubblewrap) around every kernel; grading refuses to start without it. ZOOGRADE_SANDBOX=0 (what
+# `zoo-grade autograde --no-sandbox` means) is for trusted code only, and every feedback then says so.
+c.GuardedExecute.sandbox = os.environ.get("ZOOGRADE_SANDBOX", "1") != "0"
+# The in-process audit hook only explains refusals; ZOOGRADE_AUDIT=0 turns it off (the tests then show that the
+# sandbox alone holds).
+c.GuardedExecute.audit = os.environ.get("ZOOGRADE_AUDIT", "1") != "0"
 c.LimitOutput.max_lines = 200
 
 # Feedback: no hidden test source, no leaked test text in outputs, errors reduced to the diagnostic message.

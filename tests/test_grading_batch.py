@@ -10,6 +10,9 @@ blank release and a wrong one), through the installed ``zoo-grade`` command:
   the rest;
 - the same command runs on a Dask cluster started with Dask's own ``dask scheduler`` and
   ``dask worker`` programs, as it would across machines.
+
+The first three run twice: with the default SQLite gradebook, and with a real PostgreSQL
+(a throwaway cluster on a private Unix socket, ``tests/postgres.py``) named by ``ZOO_GRADEBOOK_URL``.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+import postgres
 from test_hostile import ASSIGNMENT, build_submission, released_course, scores
 
 BIN = Path(sys.executable).parent
@@ -31,8 +35,8 @@ WRONG = {"name": "wrong", "edits": [{"cell": "nin_network", "old": "NiNBlock(96,
 FULL, WRONG_POINTS = 10.0, 6.0
 
 
-def make_course(tmp: Path, references: int) -> Path:
-    course = released_course(tmp)
+def make_course(tmp: Path, references: int, url: str | None = None) -> Path:
+    course = released_course(tmp, env={"ZOO_GRADEBOOK_URL": url} if url else None)
     for i in range(references):
         build_submission(course, {"name": f"ref{i:02d}"})
     build_submission(course, {"name": "blank", "notebook": "release"})
@@ -44,61 +48,76 @@ def expected(student: str) -> float:
     return {"blank": 0.0, "wrong": WRONG_POINTS}.get(student, FULL)
 
 
-def zoo_grade(course: Path, *args: str, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
+def zoo_grade(course: Path, *args: str, url: str | None = None, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **kw.get("env", {})}
+    if url:
+        env["ZOO_GRADEBOOK_URL"] = url
     command = [str(BIN / "zoo-grade"), "--course", str(course), *args]
     if kw.get("background"):
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
 
 
-def total(course: Path, student: str) -> float:
-    return sum(scores(course, student).values())
+def total(course: Path, student: str, url: str | None = None) -> float:
+    return sum(scores(course, student, url).values())
 
 
 def students(course: Path) -> list[str]:
     return sorted(p.name for p in (course / "submitted").iterdir())
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def gradebook(request):
+    """None for the course's own SQLite file, else the URL of a database on a throwaway PostgreSQL cluster."""
+    if request.param == "sqlite":
+        yield None
+    else:
+        with postgres.cluster() as url:
+            yield url
+
+
 @pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    course = make_course(tmp_path_factory.mktemp("batch"), references=4)
-    run = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2")
+def course(tmp_path_factory, gradebook):
+    course = make_course(tmp_path_factory.mktemp("batch"), references=4, url=gradebook)
+    run = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2", url=gradebook)
     assert run.returncode == 0, run.stdout + run.stderr
-    return course, run
+    return course, run, gradebook
 
 
 def test_two_workers_grade_the_batch_with_a_progress_bar(course):
-    course, run = course
+    course, run, url = course
     assert f"{ASSIGNMENT}: 6 graded, 0 already graded (skipped), 0 failed" in run.stdout
     assert "with 2 worker(s)" in run.stdout
     assert f"autograde {ASSIGNMENT}" in run.stderr and "6/6" in run.stderr  # tqdm's bar
     for student in students(course):
-        assert total(course, student) == expected(student), student
+        assert total(course, student, url) == expected(student), student
+    assert (course / "gradebook.db").exists() == (url is None)  # PostgreSQL's gradebook is the only one
 
 
 def test_running_again_grades_nothing_and_changes_nothing(course):
-    course, _ = course
-    before = {s: (total(course, s), (course / "autograded" / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").stat().st_mtime)
+    course, _, url = course
+    before = {s: (total(course, s, url),
+                  (course / "autograded" / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").stat().st_mtime)
               for s in students(course)}
-    run = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2")
+    run = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2", url=url)
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"{ASSIGNMENT}: 0 graded, 6 already graded (skipped), 0 failed" in run.stdout
-    after = {s: (total(course, s), (course / "autograded" / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").stat().st_mtime)
+    after = {s: (total(course, s, url),
+                 (course / "autograded" / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").stat().st_mtime)
              for s in students(course)}
     assert after == before
 
 
 def test_a_changed_submission_and_only_it_is_graded_again(course):
-    course, _ = course
+    course, _, url = course
     build_submission(course, {**WRONG, "name": "ref00"})  # ref00 hands in a wrong version
-    run = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2", "--no-progress")
+    run = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2", "--no-progress", url=url)
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"{ASSIGNMENT}: 1 graded, 5 already graded (skipped), 0 failed" in run.stdout
-    assert total(course, "ref00") == WRONG_POINTS
+    assert total(course, "ref00", url) == WRONG_POINTS
     build_submission(course, {"name": "ref00"})
-    zoo_grade(course, "autograde", ASSIGNMENT, "--student", "ref00", "--no-progress")  # one worker, in-process
-    assert total(course, "ref00") == FULL
+    zoo_grade(course, "autograde", ASSIGNMENT, "--student", "ref00", "--no-progress", url=url)  # one worker
+    assert total(course, "ref00", url) == FULL
 
 
 # Submissions that never finish on their own: the blank release plus a cell that sleeps until the

@@ -5,6 +5,11 @@ score and the messages its feedback must show. The corpus is graded twice, on tw
 copies of the course: by ``zoo-grade``'s parallel engine (2 workers), and by plain
 ``nbgrader autograde``, which gets the same defences from ``nbgrader_config.py``. Both must
 give every cell exactly its points, and nothing may leave a submission's folder.
+
+The attacks on the operating system's boundary (``os_*``) are graded once more on the same two
+course copies, as students ``noaudit_os_*``, with the in-process audit hook switched off
+(``ZOOGRADE_AUDIT=0``): the sandbox alone must keep every file outside the submission's folder,
+the gradebook, the other students, the grader's processes and its loopback as they were.
 """
 from __future__ import annotations
 
@@ -14,8 +19,10 @@ import html
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -24,6 +31,8 @@ import yaml
 from test_autograder import _hidden_lines
 from zoograde.bench import IGNORE, solution_cells
 
+# Plain nbgrader grades the 40-odd submissions one after the other, inside a module fixture.
+pytestmark = pytest.mark.timeout(1800)
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = ROOT / "autograder"
 CORPUS = yaml.safe_load((COURSE / "hostile" / "03_network_in_network.yml").read_text())
@@ -32,6 +41,15 @@ LIMITS = CORPUS["limits"]
 NAMES = [s["name"] for s in CORPUS["submissions"]]
 BIN = Path(sys.executable).parent
 ESCAPES = ["escaped.txt", "escaped-too.txt"]
+OS_ATTACKS = [s for s in CORPUS["submissions"] if s["name"].startswith("os_")]
+NO_AUDIT = [{**s, "name": f"noaudit_{s['name']}"} for s in OS_ATTACKS]
+# A service of the grader's on its loopback, which no kernel may reach (the os_loopback submission tries).
+LOOPBACK = socket.socket()
+LOOPBACK.bind(("127.0.0.1", 0))
+LOOPBACK.listen(8)
+LOOPBACK.setblocking(False)
+# What grading may change in a course folder; everything else must stay byte for byte as it was.
+GRADER_WRITES = ("autograded", "feedback", "exports", ".zoograde", "gradebook.db", "gradebook.db-journal")
 
 
 def _env() -> dict:
@@ -40,9 +58,9 @@ def _env() -> dict:
             "ZOOGRADE_MEMORY_LIMIT": str(LIMITS["memory_limit_mb"])}
 
 
-def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
-    run = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=_env(), capture_output=True, text=True,
-                         timeout=1800)
+def nbgrader(course: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    run = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env={**_env(), **(env or {})},
+                         capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{(run.stdout + run.stderr)[-4000:]}"
     return run
 
@@ -72,112 +90,190 @@ def build_submission(course: Path, spec: dict) -> Path:
         cell.source = cell.source.replace(edit["old"], edit["new"])
     for gid, code in spec.get("append", {}).items():
         _cell(nb, gid).source += "\n" + code
+    for gid, code in spec.get("replace", {}).items():
+        _cell(nb, gid).source = code
     for gid, fields in spec.get("metadata", {}).items():
         _cell(nb, gid).metadata["nbgrader"].update(fields)
     for gid, size in spec.get("outputs", {}).items():
         _cell(nb, gid).outputs = [nbformat.v4.new_output("stream", name="stdout", text="y" * size)]
     for extra in spec.get("extra_cells", []):
-        cell = nbformat.v4.new_code_cell(extra["source"])
+        source = extra["source"].replace("@COURSE@", str(course)).replace("@PORT@", str(LOOPBACK.getsockname()[1]))
+        cell = nbformat.v4.new_code_cell(source)
         if "nbgrader" in extra:
             cell.metadata["nbgrader"] = dict(extra["nbgrader"])
         nb.cells.append(cell)
     nb.cells = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
                 not in set(spec.get("delete", []))]
+    nb.cells += [nbformat.v4.new_code_cell("") for _ in range(spec.get("many_cells", 0))]
     nbformat.write(nb, target)
     return target
 
 
-def released_course(tmp: Path) -> Path:
+def released_course(tmp: Path, env: dict | None = None) -> Path:
     """A fresh copy of the course (no gradebook, no submissions) with the assignment released."""
     course = tmp / "course"
     shutil.copytree(COURSE, course, ignore=shutil.ignore_patterns(*IGNORE, "hostile"))
-    nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+    nbgrader(course, "generate_assignment", ASSIGNMENT, "--force", env=env)
     return course
 
 
-def make_course(tmp: Path) -> tuple[Path, dict[str, str]]:
-    course = released_course(tmp)
+def make_course(tmp: Path, specs: list[dict] | None = None, course: Path | None = None) -> tuple[Path, dict[str, str]]:
+    course = course or released_course(tmp)
     digests = {}
-    for spec in CORPUS["submissions"]:
+    for spec in CORPUS["submissions"] if specs is None else specs:
         path = build_submission(course, spec)
         digests[spec["name"]] = hashlib.sha256(path.read_bytes()).hexdigest()
     return course, digests
 
 
-def scores(course: Path, student: str) -> dict[str, float]:
+def outside_files(course: Path) -> dict[str, str]:
+    """Digest of every file of the course that grading does not write (source, release, submissions, config)."""
+    return {str(p.relative_to(course)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(course.rglob("*")) if p.is_file() and p.relative_to(course).parts[0] not in GRADER_WRITES}
+
+
+def no_connection_came() -> bool:
+    try:
+        LOOPBACK.accept()[0].close()
+    except BlockingIOError:
+        return True
+    return False
+
+
+def scores(course: Path, student: str, url: str | None = None) -> dict[str, float]:
     from nbgrader.api import Gradebook
 
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    with Gradebook(url or f"sqlite:///{course / 'gradebook.db'}") as gb:
         nb = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student)
         return {g.name: g.score for g in nb.grades}
 
 
+@dataclass
+class Graded:
+    course: Path
+    digests: dict            # submitted notebook -> sha256, as handed in
+    outside: dict            # outside_files() before grading
+    results: dict            # student -> zoo-grade's result (notes, status); empty for plain nbgrader
+    no_connection: bool      # no kernel reached the grader's loopback
+
+
+def _leftovers() -> list[Path]:
+    return [Path("/tmp/zoo-escaped.txt"), Path("/tmp/zoo-escaped-process.txt")]
+
+
 @pytest.fixture(scope="module")
 def parallel(tmp_path_factory):
-    """The corpus graded by zoo-grade's engine with 2 workers, then feedback generated."""
+    """The corpus graded by zoo-grade's engine with 2 workers, then the OS attacks again without the audit hook,
+    on the same course copy; then feedback."""
     from zoograde import batch
 
-    for leftover in ["/tmp/zoo-escaped.txt"]:
-        Path(leftover).unlink(missing_ok=True)
+    for leftover in _leftovers():
+        leftover.unlink(missing_ok=True)
     course, digests = make_course(tmp_path_factory.mktemp("parallel"))
+    _, more = make_course(course, NO_AUDIT, course=course)
+    digests.update(more)
+    outside = outside_files(course)
     saved = dict(os.environ)
     os.environ.update(_env())
+    results = {}
     try:
-        result = batch.autograde(course, ASSIGNMENT, workers=2, time_limit=LIMITS["time_limit"],
-                                 memory_limit_mb=LIMITS["memory_limit_mb"], progress=False)
+        for students, audit in ((NAMES, True), ([s["name"] for s in NO_AUDIT], False)):
+            run = batch.autograde(course, ASSIGNMENT, students=students, workers=2, time_limit=LIMITS["time_limit"],
+                                  memory_limit_mb=LIMITS["memory_limit_mb"], progress=False, audit=audit)
+            results.update({r["student"]: r for r in run.results})
     finally:
         os.environ.clear()
         os.environ.update(saved)
     nbgrader(course, "generate_feedback", ASSIGNMENT, "--force")
-    return course, digests, result
+    return Graded(course, digests, outside, results, no_connection_came())
 
 
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory):
-    """The corpus graded by plain `nbgrader autograde` (defences from nbgrader_config.py only)."""
+    """The corpus graded by plain `nbgrader autograde` (defences from nbgrader_config.py only); then, on the same
+    copy, the OS attacks without the audit hook (nbgrader skips what it graded already)."""
     course, digests = make_course(tmp_path_factory.mktemp("plain"))
-    run = nbgrader(course, "autograde", ASSIGNMENT)
-    return course, run
+    _, more = make_course(course, NO_AUDIT, course=course)
+    digests.update(more)
+    outside = outside_files(course)
+    no_audit = course / "submitted.no-audit"
+    for spec in NO_AUDIT:  # handed in after the first run
+        shutil.move(course / "submitted" / spec["name"], no_audit / spec["name"])
+    nbgrader(course, "autograde", ASSIGNMENT)
+    for spec in NO_AUDIT:
+        shutil.move(no_audit / spec["name"], course / "submitted" / spec["name"])
+    no_audit.rmdir()
+    run = nbgrader(course, "autograde", ASSIGNMENT, env={"ZOOGRADE_AUDIT": "0"})
+    assert "noaudit_os_signals" in run.stdout + run.stderr  # the second run graded the attacks
+    return Graded(course, digests, outside, {}, no_connection_came())
+
+
+ALL = CORPUS["submissions"] + NO_AUDIT
+
+
+def _spec(name: str) -> dict:
+    return next(s for s in ALL if s["name"] == name)
 
 
 def test_the_batch_grades_every_submission(parallel):
-    _, _, result = parallel
-    assert sorted(r["student"] for r in result.results) == sorted(NAMES)
-    assert [r for r in result.results if r["status"] != "graded"] == []
+    assert sorted(parallel.results) == sorted(s["name"] for s in ALL)
+    assert [r for r in parallel.results.values() if r["status"] != "graded"] == []
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [s["name"] for s in ALL])
 def test_parallel_scores_exactly_the_earned_points(parallel, name):
-    course, _, _ = parallel
-    spec = next(s for s in CORPUS["submissions"] if s["name"] == name)
-    assert scores(course, name) == {k: float(v) for k, v in spec["points"].items()}
+    assert scores(parallel.course, name) == {k: float(v) for k, v in _spec(name)["points"].items()}
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [s["name"] for s in ALL])
 def test_feedback_says_what_happened_and_shows_no_hidden_test(parallel, name):
-    course, _, _ = parallel
-    spec = next(s for s in CORPUS["submissions"] if s["name"] == name)
-    page = (course / "feedback" / name / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    spec = _spec(name)
+    page = (parallel.course / "feedback" / name / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
     text = html.unescape(re.sub(r"<[^>]+>", "", page))
     for message in spec.get("messages", []):
         assert message in text, f"{name}: the feedback lacks {message!r}"
+    graded = nbformat.read(parallel.course / "autograded" / name / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    notes = " ".join(c.source for c in graded.cells if c.get("metadata", {}).get("zoograde_notes"))
+    for forged in spec.get("absent", []):  # e.g. a grading note the notebook wrote itself
+        assert forged not in notes, f"{name}: the grading notes show {forged!r}"
+        assert forged not in " ".join(parallel.results[name]["notes"]), f"{name}: the summary shows {forged!r}"
     leaked = [line for line in _hidden_lines(ASSIGNMENT) if line in text]
     assert not leaked, f"{name}: hidden test lines in the feedback: {leaked[:2]}"
 
 
-def test_nothing_left_the_submission_folders_and_nothing_was_lost(parallel):
-    course, digests, _ = parallel
+@pytest.mark.parametrize("engine", ["parallel", "plain"])
+def test_nothing_outside_the_submission_folders_changed(request, engine):
+    graded = request.getfixturevalue(engine)
+    course = graded.course
+    assert outside_files(course) == graded.outside, "a file outside every submission's folder changed"
     for name in ESCAPES:
         assert not (course / name).exists(), f"{name} was written outside the submission folder"
-    assert not Path("/tmp/zoo-escaped.txt").exists()
+    for leftover in _leftovers():
+        assert not leftover.exists(), leftover
     assert (course / "autograded" / "write_outside" / ASSIGNMENT / "inside.txt").exists()
-    for name, digest in digests.items():  # every file handed in is still there, unchanged
+    for name, digest in graded.digests.items():  # every file handed in is still there, unchanged
         path = course / "submitted" / name / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
         assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, name
+    for spec in OS_ATTACKS + NO_AUDIT:  # what a kernel left in its copy came back as data, never as a link
+        folder = course / "autograded" / spec["name"] / ASSIGNMENT
+        assert not [p for p in folder.rglob("*") if p.is_symlink()], spec["name"]
+        assert not list(folder.glob(".zoograde*")), spec["name"]
+    assert graded.no_connection, "a kernel connected to the grader's loopback"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("engine", ["parallel", "plain"])
+def test_no_kernel_wrote_the_gradebook(request, engine):
+    from nbgrader.api import Gradebook
+
+    graded = request.getfixturevalue(engine)
+    with Gradebook(f"sqlite:///{graded.course / 'gradebook.db'}") as gb:
+        submission = gb.find_submission(ASSIGNMENT, "reference")
+        assert submission.score == 10.0
+        for student in gb.students:
+            for grade in gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student.id).grades:
+                assert (grade.manual_score, grade.extra_credit) == (None, None), (student.id, grade.name)
+
+
+@pytest.mark.parametrize("name", [s["name"] for s in ALL])
 def test_plain_nbgrader_gives_the_same_scores(plain, name):
-    course, _ = plain
-    spec = next(s for s in CORPUS["submissions"] if s["name"] == name)
-    assert scores(course, name) == {k: float(v) for k, v in spec["points"].items()}
+    assert scores(plain.course, name) == {k: float(v) for k, v in _spec(name)["points"].items()}

@@ -2,7 +2,7 @@
 
 Two mechanisms, both installed before any student code runs:
 
-* an audit hook (PEP 578) that keeps the notebook inside its folder: no reading of the
+* an audit hook (PEP 578) that explains why the notebook may not leave its folder: no reading of the
   course (hidden tests, gradebook, other students), no writing outside the submission
   folder and a private temporary folder, no new processes, no signals to other processes,
   no network, no ctypes and no walking of the garbage collector (which would find this
@@ -18,10 +18,12 @@ code changed is put back and reported: the test then judges the student's own co
 the real helpers. After the cell, a change made while the test ran means the test's verdict
 cannot be trusted, and the grader scores the cell zero.
 
-This is defence in depth inside one interpreter, not a security boundary: code that
-already runs in the process could, with enough effort, undo it. Run grading workers in
-containers or as an unprivileged user when submissions may be hostile (the instructor
-guide says how).
+Neither mechanism is a security boundary: code that runs in the process can undo both. The
+boundary is the operating system's (:mod:`zoograde.sandbox`): what the audit hook refuses,
+the sandbox would stop anyway; the hook is there to give the student a clear message
+("reading ... is not allowed while grading") instead of a bare "file not found". The
+snapshot keeps a test's verdict honest against monkeypatching, which is not a matter of
+isolation at all.
 """
 from __future__ import annotations
 
@@ -62,9 +64,16 @@ class GradingPolicyError(PermissionError):
     """Raised inside a student's notebook for an action the grader does not allow."""
 
 
-def _policy(allowed: list[str], protected: list[str], writable: list[str]):
-    """The audit hook. Everything it uses is bound now, so rebinding ``os.path`` later changes nothing."""
-    realpath, join, getcwd, getpid, fspath = os.path.realpath, os.path.join, os.getcwd, os.getpid, os.fspath
+def _policy(allowed: list[str], protected: list[str], writable: list[str], alias: tuple[str, str] | None = None):
+    """The audit hook. Everything it uses is bound now, so rebinding ``os.path`` later changes nothing.
+    ``alias`` = (working copy, submission folder): relative paths are judged, and named in messages, as
+    if the notebook ran in its submission's folder (it runs in a copy of it)."""
+    realpath, join, getpid, fspath = os.path.realpath, os.path.join, os.getpid, os.fspath
+    if alias:
+        copy, folder = os.path.realpath(alias[0]), alias[1]
+        getcwd = lambda: folder if os.getcwd() == copy else os.getcwd()  # noqa: E731
+    else:
+        getcwd = os.getcwd
     own_proc = f"/proc/{getpid()}"
     allowed = tuple(realpath(p) for p in allowed)
     protected = tuple(realpath(p) for p in protected)
@@ -378,9 +387,10 @@ _state: dict = {}
 last = ""
 
 
-def install(allowed: list[str], protected: list[str], writable: list[str]) -> None:
+def install(allowed: list[str], protected: list[str], writable: list[str],
+            alias: tuple[str, str] | None = None) -> None:
     """Called once by the kernel launcher, after the shell exists and before any cell runs."""
-    sys.addaudithook(_policy(allowed, protected, writable))
+    sys.addaudithook(_policy(allowed, protected, writable, alias))
 
 
 def check(phase: str, nonce: str) -> str:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zoograde.course import CourseError, NotReady
+from zoograde.sandbox import SandboxUnavailable  # noqa: F401  (raised by autograde; the CLI reports it)
 
 STATE_DIR = ".zoograde"
 # Dask's workers sample their own stacks every 10 ms and check the event loop every 20 ms: about a tenth
@@ -45,6 +46,7 @@ class BatchResult:
     seconds: float = 0.0
     workers: int = 1
     interrupted: bool = False
+    sandbox: bool = True
 
     def count(self, status: str) -> int:
         return sum(r["status"] == status for r in self.results)
@@ -62,6 +64,9 @@ class BatchResult:
                 lines.append(f"  FAILED {r['student']}: {r['error']}")
             elif r["status"] == "graded" and r["notes"]:
                 lines.append(f"  {r['student']} ({r['score']:g}/{r['max_score']:g}): " + " | ".join(r["notes"])[:400])
+        if not self.sandbox:
+            lines.append("WARNING: graded WITHOUT the OS sandbox (--no-sandbox): the notebooks ran with the grader's "
+                         "access to this machine; use this for trusted code only")
         if self.interrupted:
             lines.append(f"interrupted: the grades above are saved; run the same command again to grade the "
                          f"{self.count('pending')} submission(s) left")
@@ -152,8 +157,14 @@ def grade_one(course: str, assignment: str, student: str, overrides: dict, diges
         with Gradebook(coursedir.db_url) as gb:
             submission = gb.find_submission(assignment, student)
             result.update(score=float(submission.score), max_score=float(submission.max_score))
-        for sidecar in sorted((course_path / "autograded" / student / assignment).glob(".zoograde-*.json")):
-            result["notes"] += json.loads(sidecar.read_text()).get("notes", [])
+        # the grader's notes, from where no kernel can write (a .zoograde-*.json in the student's folder is ignored)
+        from zoograde.execute import NOTES_DIR
+
+        for notes in sorted((course_path / NOTES_DIR / assignment / student).glob("*.json")):
+            try:
+                result["notes"] += [str(n) for n in json.loads(notes.read_text()).get("notes", [])]
+            except (OSError, ValueError, AttributeError) as error:
+                result["notes"].append(f"the grader's notes could not be read ({type(error).__name__})")
         result["status"] = "graded"
         marker = marker_path(course_path, assignment, student)
         marker.parent.mkdir(parents=True, exist_ok=True)
@@ -203,14 +214,24 @@ def plan(course: Path, assignment: str, students: list[str] | None, force: bool,
 
 def autograde(course, assignment: str, students: list[str] | None = None, workers: int = 2,
               scheduler=None, force: bool = False, time_limit: float | None = None,
-              memory_limit_mb: int | None = None, progress: bool = True) -> BatchResult:
+              memory_limit_mb: int | None = None, progress: bool = True, sandbox: bool = True,
+              audit: bool = True) -> BatchResult:
     """Grade every submission of ``assignment`` that is not graded yet; see the module's docstring.
 
     ``scheduler`` is a Dask scheduler's address, or a ``distributed.Client`` to reuse (for
     several assignments in a row); without one, ``workers`` local processes are started.
+    ``sandbox=False`` runs the notebooks without the OS sandbox (trusted code only); with it,
+    a machine that cannot sandbox raises :class:`SandboxUnavailable` before anything runs.
+    ``audit=False`` leaves out the in-process audit hook (used to test that the sandbox holds alone).
     """
     course = Path(course).resolve()
-    overrides: dict = {}
+    overrides: dict = {"GuardedExecute": {"sandbox": bool(sandbox)}}
+    if not audit:
+        overrides["GuardedExecute"]["audit"] = False
+    if sandbox:
+        from zoograde import sandbox as os_sandbox
+
+        os_sandbox.check()
     if time_limit is not None:
         overrides.setdefault("GuardedExecute", {})["notebook_timeout"] = float(time_limit)
     if memory_limit_mb is not None:
@@ -218,7 +239,8 @@ def autograde(course, assignment: str, students: list[str] | None = None, worker
     config = load_config(course, overrides)
     _check_released(config, assignment)
     tasks, skipped = plan(course, assignment, students, force, config)
-    batch = BatchResult(assignment, results=list(skipped), workers=1 if scheduler is None and workers <= 1 else workers)
+    batch = BatchResult(assignment, results=list(skipped), workers=1 if scheduler is None and workers <= 1 else workers,
+                        sandbox=bool(sandbox))
     started = time.monotonic()
     bar = _progress(len(tasks) + len(skipped), len(skipped), assignment, progress)
     pending = {student for student, _ in tasks}
@@ -272,7 +294,8 @@ def _share_fork_server(course: Path, overrides: dict) -> None:
     import tempfile
 
     # workers wait until it is ready; a server still running from an earlier batch of this process is reused
-    os.environ[forkserver.SHARED] = forkserver.start(executor._kernel_env(tempfile.gettempdir()))
+    os.environ[forkserver.SHARED] = forkserver.start(executor._kernel_env(tempfile.gettempdir()),
+                                                     sandboxed=executor.sandbox)
 
 
 def _run(course: Path, assignment: str, tasks: list, overrides: dict, workers: int, scheduler: str | None,

@@ -451,6 +451,54 @@ def append_csv(path: Path, row: dict) -> None:
         writer.writerow(row)
 
 
+def kernel_cost(repeats: int = 8) -> list[dict]:
+    """Seconds to start a grading kernel, run one cell and stop it, with and without the OS sandbox, forked and
+    cold: one notebook of one cell graded ``repeats`` times per variant, after one unmeasured warm-up."""
+    import statistics
+
+    import nbformat
+    from traitlets.config import Config
+
+    from zoograde import forkserver
+    from zoograde.execute import GuardedExecute
+
+    variants = [(sandbox, prewarm) for prewarm in (True, False) for sandbox in (True, False)]
+    times: dict = {v: [] for v in variants}
+    folder = Path(tempfile.mkdtemp(prefix="zoograde-kernel-cost-"))
+    try:
+        for sandbox, prewarm in variants:
+            config = Config()
+            config.CourseDirectory.root = str(folder)
+            config.GuardedExecute.sandbox, config.GuardedExecute.prewarm = sandbox, prewarm
+            forkserver.stop()
+            for round_ in range(repeats + 1):  # round 0 (not timed) starts this variant's fork server
+                nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 6 * 7")])
+                started = time.perf_counter()
+                GuardedExecute(config=config).preprocess(nb, {"metadata": {"path": str(folder)}})
+                if round_:
+                    times[(sandbox, prewarm)].append(time.perf_counter() - started)
+    finally:
+        forkserver.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    rows = []
+    for (sandbox, prewarm), values in times.items():
+        rows.append({"kernel": "forked" if prewarm else "cold", "sandbox": sandbox, "n": len(values),
+                     "median_s": statistics.median(values), "min_s": min(values), "max_s": max(values)})
+    return rows
+
+
+def kernel_cost_table(rows: list[dict]) -> str:
+    lines = ["| kernel | sandbox | n | median s | min s | max s |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r['kernel']} | {'on' if r['sandbox'] else 'off'} | {r['n']} | {r['median_s']:.3f} | "
+                     f"{r['min_s']:.3f} | {r['max_s']:.3f} |")
+    by = {(r["kernel"], r["sandbox"]): r["median_s"] for r in rows}
+    for kernel in ("forked", "cold"):
+        lines.append(f"\nthe sandbox's own cost per {kernel} kernel (medians): "
+                     f"{by[(kernel, True)] - by[(kernel, False)]:+.3f} s")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m zoograde.bench", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -468,7 +516,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", help="where the temporary courses go (default: the system's temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary courses (their path is printed)")
     parser.add_argument("--quiet", action="store_true", help="no progress messages on standard error")
+    parser.add_argument("--kernel-cost", type=int, metavar="N", default=0,
+                        help="only measure what one kernel costs (start, one cell, stop), with and without the OS "
+                             "sandbox, forked and cold, N times each")
     args = parser.parse_args(argv)
+    if args.kernel_cost:
+        print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
+        print(kernel_cost_table(kernel_cost(args.kernel_cost)))
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+        return 0
     if args.n < 2 or args.workers < 1:
         parser.error("--n must be at least 2 and --workers at least 1")
     try:

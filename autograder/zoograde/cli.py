@@ -100,7 +100,8 @@ def cmd_autograde(args, course: Path) -> int:
         print(f"the autograde engine (zoograde.batch) cannot be imported: {exc}", file=sys.stderr)
         return ATTENTION
     options = dict(students=args.students or None, scheduler=args.scheduler, force=args.force or bool(args.cell),
-                   time_limit=args.time_limit, memory_limit_mb=args.memory_limit, progress=not args.no_progress)
+                   time_limit=args.time_limit, memory_limit_mb=args.memory_limit, progress=not args.no_progress,
+                   sandbox=not args.no_sandbox)
     if args.workers is not None:        # otherwise the engine's default
         options["workers"] = args.workers
     from . import regrade
@@ -111,6 +112,9 @@ def cmd_autograde(args, course: Path) -> int:
         result = regrade.run(course, args.assignment, args.students or None, args.cell,
                              lambda: batch.autograde(course, args.assignment, **options))
     except (C.CourseError, C.NotReady) as exc:  # e.g. an assignment not released yet, an unknown student
+        print(f"zoo-grade autograde: {exc}", file=sys.stderr)
+        return ATTENTION
+    except batch.SandboxUnavailable as exc:  # untrusted code is not run without the OS sandbox
         print(f"zoo-grade autograde: {exc}", file=sys.stderr)
         return ATTENTION
     print(result.summary())
@@ -228,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--cell", metavar="ID", help="regrade only this graded cell (the notebook runs, the other "
                    "cells keep their scores); implies --force")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run the notebooks without the OS sandbox (bubblewrap): for trusted code only; the summary "
+                        "and every student's feedback say so")
     p.set_defaults(run=cmd_autograde)
 
     p = sub.add_parser("feedback", help="HTML feedback for autograded submissions",

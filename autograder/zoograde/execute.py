@@ -3,8 +3,11 @@
 Plugged into ``nbgrader autograde`` by ``nbgrader_config.py`` (``Autograde.autograde_preprocessors``),
 so the same defences hold with or without ``zoo-grade``. What it adds to nbgrader:
 
-* **Limits.** Every notebook runs in :mod:`zoograde.kernel` with a memory limit, one
-  PyTorch thread and no access to the course folder. Kernels are forked from a process that
+* **Isolation.** Every notebook runs in :mod:`zoograde.kernel` inside the operating
+  system's sandbox (:mod:`zoograde.sandbox`: bubblewrap; its own uid, no network, no other
+  process, and a copy of its folder as the only thing of the course it sees), with a memory
+  limit and one PyTorch thread. Without bubblewrap it refuses to run (``sandbox=False`` for
+  trusted code, noted in the feedback). Kernels are forked from a process that
   has imported PyTorch and the helpers once (:mod:`zoograde.forkserver`), which halves the
   time a notebook of this course takes to grade. The notebook as a whole has a time
   limit (``notebook_timeout``) besides nbgrader's per-cell one; a cell that would pass it
@@ -20,8 +23,8 @@ so the same defences hold with or without ``zoo-grade``. What it adds to nbgrade
   restores and reports anything student code changed in the checking helpers, PyTorch or
   IPython's machinery; a change made *while* a test ran voids that test.
 * **A report.** What happened is listed in a "Grading notes" cell at the top of the
-  autograded notebook, which is what the student's feedback shows, and in a JSON sidecar
-  that ``zoo-grade`` reads.
+  autograded notebook, which is what the student's feedback shows, and in a JSON file under
+  the course's ``.zoograde/notes/``, out of every kernel's reach, that ``zoo-grade`` reads.
 """
 from __future__ import annotations
 
@@ -45,8 +48,12 @@ from nbgrader import utils
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Dict, Float, Integer, List, Unicode
 
+from zoograde import sandbox as _sandbox
+
 NOTES_KEY = "zoograde"
-SIDECAR = ".zoograde-{notebook}.json"
+# The grader's notes on one notebook, where no kernel can write: {root}/.zoograde/notes/<assignment>/<student>/.
+NOTES_FILE = "{notebook}.json"
+NOTES_DIR = os.path.join(".zoograde", "notes")
 # Variables a grading kernel inherits from the grader; everything else (tokens, passwords) stays out.
 KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "VIRTUAL_ENV", "PYTHONPATH", "ZOO_MODE", "ZOO_OFFLINE",
             "ZOO_DATA", "HF_HUB_OFFLINE", "TORCH_HOME", "JUPYTER_PATH", "JUPYTER_RUNTIME_DIR")
@@ -62,6 +69,9 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     zoograde_env = Dict(help="the complete environment of the kernel process")
     prewarm = Bool(True, help="fork kernels from a pre-loaded server (zoograde.forkserver)")
+    zoograde_sandbox = Dict(help="private, workdir, forbidden and max_processes of the kernel's sandbox; "
+                                 "empty: no sandbox")
+    zoograde_cgroup = Unicode("", help="the running kernel's cgroup (removed when it stops)")
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         cmd = super().format_kernel_cmd(extra_arguments)
@@ -69,14 +79,23 @@ class SandboxedKernelManager(AsyncKernelManager):
             rest = cmd[cmd.index("ipykernel_launcher") + 1:]
         else:  # any other spec: keep its arguments, not its program
             rest = ["-f", self.connection_file, *(extra_arguments or [])]
+        box = self.zoograde_sandbox
         if self.prewarm and self.zoograde_env:
             from zoograde import forkserver
 
             server_env = {**self.zoograde_env, "HOME": tempfile.gettempdir(), "TMPDIR": tempfile.gettempdir()}
-            path = forkserver.socket_path(server_env)
-            if path is not None:
-                return [sys.executable, "-m", "zoograde.forkserver", "--attach", path, "--", *rest]
-        return [sys.executable, "-m", "zoograde.kernel", *rest]
+            path = forkserver.socket_path(server_env, sandboxed=bool(box))
+            if path is not None and (not box or forkserver.holds(path, box["private"])):
+                attach = [sys.executable, "-m", "zoograde.forkserver", "--attach", path]
+                if box:
+                    self.zoograde_cgroup = _sandbox.make_cgroup(box["max_processes"], 0) or ""
+                    attach += ["--cgroup", self.zoograde_cgroup] if self.zoograde_cgroup else []
+                return [*attach, "--", *rest]
+        argv = [sys.executable, "-m", "zoograde.kernel", *rest]
+        if not box:
+            return argv
+        self.zoograde_cgroup = _sandbox.make_cgroup(box["max_processes"], 0) or ""
+        return _sandbox.wrap(argv, box["private"], box["workdir"], box["forbidden"], self.zoograde_cgroup or None)
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: t.Any) -> None:
         if self.zoograde_env:
@@ -104,9 +123,17 @@ class GuardedExecute(Execute):
     protect = List(Unicode(), help="folders the notebook may not read (besides the course root)").tag(config=True)
     course_root = Unicode("", help="the course folder (default: CourseDirectory.root)").tag(config=True)
     guard = Bool(True, help="check and restore the kernel's helpers around every test cell").tag(config=True)
+    audit = Bool(True, help="the in-process audit hook (zoograde._guard): clear messages for what the sandbox "
+                            "stops anyway; not a boundary (off: ZOOGRADE_AUDIT=0, to test the sandbox alone)"
+                 ).tag(config=True)
     guard_timeout = Float(60.0, help="seconds for a tamper check").tag(config=True)
     prewarm = Bool(True, help="fork each kernel from a process that has imported PyTorch and the helpers once "
                               "(zoograde.forkserver) instead of starting a new interpreter").tag(config=True)
+    sandbox = Bool(_sandbox.enabled_by_default(), help="run every kernel in an OS sandbox (bubblewrap): its own uid, "
+                   "no network, no other process, only its own folder. Off: trusted code only "
+                   "(ZOOGRADE_SANDBOX=0, zoo-grade --no-sandbox)").tag(config=True)
+    max_processes = Integer(64, help="processes and threads the notebook may have at once").tag(config=True)
+    copy_back_mb = Integer(64, help="files the notebook wrote that are kept in autograded/, in MiB").tag(config=True)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
@@ -121,20 +148,53 @@ class GuardedExecute(Execute):
         self.shutdown_kernel = "immediate"
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
-        self._notes: list[str] = list(nb.metadata.get(NOTES_KEY, {}).get("notes", []))
+        self._notes: list[str] = list(dict.fromkeys(nb.metadata.get(NOTES_KEY, {}).get("notes", [])))
+        self._noted: set[str] = set(self._notes)
         self._out_bytes: dict[int, int] = {}
         self._cut: set[int] = set()
-        self._tmp = tempfile.mkdtemp(prefix="zoograde-kernel-")
+        if self.sandbox:
+            _sandbox.check()  # refuse to run untrusted code without the OS sandbox (it says what to install)
+        else:
+            self._note("this notebook was graded WITHOUT the OS sandbox (--no-sandbox): for trusted code only")
+        self._folder = (resources or {}).get("metadata", {}).get("path") or os.getcwd()
+        self._tmp = self._private_folder()
+        self._work = os.path.join(self._tmp, "work")
+        for name in ("work", "home", "run"):
+            os.makedirs(os.path.join(self._tmp, name), exist_ok=True)
+        _sandbox.copy_in(self._folder, self._work)
         self._base_timeout = self.timeout
         started = time.monotonic()
         self._deadline = started + self.notebook_timeout if self.notebook_timeout > 0 else float("inf")
         try:
             run_sync(self._run_notebook)()
+            self._copy_back()
         finally:
             shutil.rmtree(self._tmp, ignore_errors=True)
         self.set_widgets_metadata()
         self._write_report(time.monotonic() - started)
         return self.nb, self.resources
+
+    def _private_folder(self) -> str:
+        """The kernel's own folder (working copy, home, sockets). A sandboxed fork server sees only the
+        folders made inside its own, nested one level deeper (see zoograde.forkserver)."""
+        if self.sandbox and self.prewarm:
+            from zoograde import forkserver
+
+            outer = forkserver.kernel_folder(self._kernel_env(tempfile.gettempdir()))
+            if outer is not None:
+                return outer
+        return tempfile.mkdtemp(prefix="zoograde-kernel-")
+
+    def _copy_back(self) -> None:
+        """What the notebook wrote in its working copy, as data: regular files only, never a notebook or a note."""
+        def skip(rel: str) -> bool:
+            return rel.endswith(".ipynb") or os.path.basename(rel).startswith(".zoograde") or \
+                rel.split(os.sep)[0] in (".ipynb_checkpoints", "__pycache__")
+
+        left_out = _sandbox.copy_back(self._work, self._folder, self.copy_back_mb << 20, skip)
+        if left_out:
+            self._note(f"files your notebook wrote that were not kept: {', '.join(left_out[:5])}"
+                       + (f" and {len(left_out) - 5} more" if len(left_out) > 5 else ""))
 
     async def _run_notebook(self) -> None:
         ran: list[int] = []            # cells to replay after a restart
@@ -190,22 +250,26 @@ class GuardedExecute(Execute):
             self.timeout = self._base_timeout
 
     # -- kernel lifecycle --------------------------------------------------------------------------
+    def _course_root(self) -> str:
+        return self.course_root or self.config.get("CourseDirectory", {}).get("root", "") or os.getcwd()
+
     def _kernel_env(self, tmp: str) -> dict:
         """The whole environment of a kernel whose private folder (home, temporary files) is ``tmp``."""
         env = {k: v for k, v in os.environ.items() if k in KEEP_ENV}
-        root = self.course_root or self.config.get("CourseDirectory", {}).get("root", "") or os.getcwd()
+        root = self._course_root()
         runtime = os.environ.get("JUPYTER_RUNTIME_DIR") or _runtime_dir()
-        home = os.path.expanduser("~")
-        secrets_at_home = [os.path.join(home, name) for name in SECRET_HOME_FILES]
-        protect = [root, runtime, *secrets_at_home, *self.protect]
+        protect = [root, runtime, *_secrets_at_home(), *self.protect]
+        home = os.path.join(tmp, "home") if os.path.isdir(os.path.join(tmp, "home")) else tmp
         env.update({
-            "HOME": tmp, "TMPDIR": tmp, "MPLCONFIGDIR": tmp, "XDG_CACHE_HOME": tmp,
+            "HOME": home, "TMPDIR": home, "MPLCONFIGDIR": home, "XDG_CACHE_HOME": home,
             "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": str(self.threads),
             "OPENBLAS_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads),
             "ZOOGRADE_THREADS": str(self.threads), "ZOOGRADE_PROTECT": os.pathsep.join(protect),
             "ZOOGRADE_WRITABLE": tmp, "ZOOGRADE_FILE_MB": str(self.file_limit_mb),
             "ZOOGRADE_CPU_SECONDS": str(int(self.notebook_timeout * 2 + 60)) if self.notebook_timeout > 0 else "",
             "ZOOGRADE_MEMORY_MB": str(self.memory_limit_mb) if self.memory_limit_mb > 0 else "",
+            "ZOOGRADE_PROCESSES": str(self.max_processes) if self.max_processes > 0 else "",
+            "ZOOGRADE_AUDIT": "1" if self.audit else "0",
             "PYTHONPATH": os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)),
         })
         return env
@@ -214,14 +278,24 @@ class GuardedExecute(Execute):
         km = super().create_kernel_manager()
         if isinstance(km, SandboxedKernelManager):
             km.zoograde_env = self._kernel_env(self._tmp)
+            km.zoograde_env["ZOOGRADE_FOLDER"] = self._folder
             km.prewarm = self.prewarm
+            if self.sandbox:
+                km.zoograde_env["ZOOGRADE_SANDBOXED"] = "1"
+            run = os.path.join(self._tmp, "run")
+            if self.sandbox:  # no network in the sandbox: ZeroMQ over Unix sockets in the kernel's own folder
+                km.transport = "ipc"
+                km.ip = os.path.join(run, "kernel")
+                km.zoograde_sandbox = {"private": self._tmp, "workdir": self._work, "max_processes": self.max_processes,
+                                       "forbidden": [self._course_root(), self._folder, *_secrets_at_home(), *self.protect]}
+            km.connection_file = os.path.join(run, f"kernel-{secrets.token_hex(4)}.json")
         return km
 
     async def _start(self) -> bool:
         try:
             if self.km is None:
                 self.km = self.create_kernel_manager()
-            await self.async_start_new_kernel()
+            await self.async_start_new_kernel(cwd=self._work)
             await self.async_start_new_kernel_client()
             await self.async_wait_for_reply(self.kc.kernel_info())
             self.nb.metadata["language_info"] = {"name": "python"}
@@ -234,10 +308,15 @@ class GuardedExecute(Execute):
             return False
 
     async def _stop(self) -> None:
+        km = self.km  # nbclient forgets its kernel manager while cleaning up
         try:
             await self._async_cleanup_kernel()
         except Exception:  # noqa: BLE001
             pass
+        finally:
+            if isinstance(km, SandboxedKernelManager) and km.zoograde_cgroup:
+                _sandbox.remove_cgroup(km.zoograde_cgroup)  # whatever the notebook left running goes too
+                km.zoograde_cgroup = ""
 
     async def _restart(self, replay: list[int]) -> bool:
         await self._stop()
@@ -388,7 +467,8 @@ class GuardedExecute(Execute):
         return out_of_memory
 
     def _note(self, text: str) -> None:
-        if text not in self._notes:
+        if text not in self._noted:  # a set: a notebook of 300,000 cells must not make this quadratic
+            self._noted.add(text)
             self._notes.append(text)
 
     def _write_report(self, seconds: float) -> None:
@@ -397,15 +477,28 @@ class GuardedExecute(Execute):
             lines = ["## Grading notes", "", "The autograder noted the following about your submission:", ""]
             lines += [f"- {_markdown(n)}" for n in self._notes]
             self.nb.cells.insert(0, new_markdown_cell("\n".join(lines), metadata={"zoograde_notes": True}))
-        path = (self.resources or {}).get("metadata", {}).get("path")
-        notebook = (self.resources or {}).get("nbgrader", {}).get("notebook") or "notebook"
-        if path and os.path.isdir(path):
-            sidecar = os.path.join(path, SIDECAR.format(notebook=notebook))
+        target = self.notes_path()
+        if target:
             try:
-                with open(sidecar, "w") as f:
-                    json.dump({"notes": self._notes, "seconds": round(seconds, 2)}, f, indent=1)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with open(target + ".tmp", "w") as f:
+                    json.dump({"notes": self._notes, "seconds": round(seconds, 2), "sandbox": self.sandbox}, f,
+                              indent=1)
+                os.replace(target + ".tmp", target)
             except OSError:
                 pass
+
+    def notes_path(self) -> str | None:
+        """Where the grader's notes on this notebook go: under the course root, never in the kernel's folder."""
+        info = (self.resources or {}).get("nbgrader", {})
+        notebook = info.get("notebook") or "notebook"
+        if info.get("assignment") and info.get("student"):
+            return notes_file(self._course_root(), info["assignment"], info["student"], notebook)
+        return None
+
+
+def notes_file(root: str, assignment: str, student: str, notebook: str) -> str:
+    return os.path.join(root, NOTES_DIR, assignment, student, NOTES_FILE.format(notebook=notebook))
 
 
 def _label(cell, index: int) -> str:
@@ -428,6 +521,11 @@ def _size(content: dict) -> int:
     for value in (content.get("data") or {}).values():
         total += len(value) if isinstance(value, str) else len(json.dumps(value))
     return total + len(content.get("evalue", "")) + sum(len(x) for x in content.get("traceback", []))
+
+
+def _secrets_at_home() -> list[str]:
+    home = os.path.expanduser("~")
+    return [os.path.join(home, name) for name in SECRET_HOME_FILES]
 
 
 def _runtime_dir() -> str:

@@ -53,6 +53,9 @@ def _receive(conn: socket.socket, buffer: bytearray) -> dict | None:
 def serve(path: str) -> None:
     from zoograde import kernel
 
+    # A sandboxed kernel waits for SIGUSR1 (the attach process has put it in its cgroup); blocked here, so that
+    # a signal arriving early is kept for the child instead of killing it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
     kernel.preload()
     import gc
 
@@ -127,6 +130,11 @@ def _become_kernel(request: dict) -> None:
     code = 1
     try:
         os.setsid()
+        if request.get("sandbox"):
+            from zoograde import isolate
+
+            isolate.kernel_namespaces(request["sandbox"])  # returns in the kernel's own namespaces
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
@@ -178,15 +186,26 @@ def _reap(children: dict, selector) -> None:
 # ---------------------------------------------------------------------------------------------------
 # The attach process
 
-def attach(path: str, argv: list[str]) -> int:
+def attach(path: str, argv: list[str], cgroup: str | None = None) -> int:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(path)
-    _send(conn, {"argv": argv, "env": dict(os.environ), "cwd": os.getcwd()})
+    request = {"argv": argv, "env": dict(os.environ), "cwd": os.getcwd()}
+    sandboxed = os.path.isdir(os.path.join(os.path.dirname(path), KERNELS))
+    if sandboxed:
+        kernels = os.path.join(os.path.dirname(path), KERNELS)
+        request["sandbox"] = os.path.join(kernels, os.path.relpath(os.getcwd(), kernels).split(os.sep)[0])
+    _send(conn, request)
     buffer = bytearray()
     reply = _receive(conn, buffer)
     if reply is None or "pid" not in reply:
         return 1
     pid = reply["pid"]
+    if sandboxed:  # the server's pid is in its own namespace: find the kernel as this machine numbers it
+        from zoograde import isolate
+
+        pid = isolate.release(conn, pid, cgroup)
+        if pid is None:
+            return 1
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, lambda number, _frame: _forward(pid, number))
     while True:
@@ -220,18 +239,20 @@ _server: dict = {}
 
 
 SHARED = "ZOOGRADE_FORKSERVER"  # a server's socket that the grading processes of one machine share
+KERNELS = "kernels"  # a sandboxed server's folder of kernel folders (the only folder of the grader it sees)
 
 
-def socket_path(env: dict, timeout: float = 60.0) -> str | None:
+def socket_path(env: dict, timeout: float = 60.0, sandboxed: bool = False) -> str | None:
     """The socket of the fork server: the machine's shared one (``$ZOOGRADE_FORKSERVER``, started by
     ``zoo-grade autograde`` for its local workers), else this process's own, started with ``env`` if
-    needed; None if none can start."""
+    needed; None if none can start. A sandboxed server (``sandboxed``) runs in bubblewrap itself and
+    serves kernels whose folders it holds (:func:`kernel_folder`)."""
     shared = os.environ.get(SHARED)
-    if shared and _ready(shared, None, timeout):
+    if shared and is_sandboxed(shared) == sandboxed and _ready(shared, None, timeout):
         return shared
-    if _server.get("failed"):
+    if _server.get("failed") and _server.get("sandboxed") == sandboxed:
         return None
-    start(env)
+    start(env, sandboxed)
     if _ready(_server["path"], _server["process"], timeout):
         return _server["path"]
     _server["process"].kill()
@@ -239,17 +260,45 @@ def socket_path(env: dict, timeout: float = 60.0) -> str | None:
     return None
 
 
-def start(env: dict) -> str:
+def is_sandboxed(path: str) -> bool:
+    return os.path.isdir(os.path.join(os.path.dirname(path), KERNELS))
+
+
+def holds(path: str, private: str) -> bool:
+    """Whether the sandboxed server of socket ``path`` can see the kernel folder ``private``."""
+    kernels = os.path.join(os.path.dirname(path), KERNELS)
+    return os.path.dirname(private) == kernels
+
+
+def kernel_folder(env: dict) -> str | None:
+    """A new private folder for one kernel of the sandboxed fork server, ``kernels/<id>``: the kernel hides
+    ``kernels/`` under an empty folder and puts back only its own (zoograde.isolate)."""
+    path = socket_path(env, sandboxed=True)
+    if path is None:
+        return None
+    return tempfile.mkdtemp(dir=os.path.join(os.path.dirname(path), KERNELS), prefix="kernel-")
+
+
+def start(env: dict, sandboxed: bool = False) -> str:
     """Start this process's fork server unless it runs (it imports for a few seconds); its socket's path, at once."""
     process = _server.get("process")
     if process is not None and process.poll() is None:
-        return _server["path"]
+        if _server.get("sandboxed") == sandboxed:
+            return _server["path"]
+        stop()
+    _server.pop("failed", None)
     folder = tempfile.mkdtemp(prefix="zoograde-forkserver-")
     path = os.path.join(folder, "socket")
-    process = subprocess.Popen([sys.executable, "-m", "zoograde.forkserver", "--serve", path], env=env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    command = [sys.executable, "-m", "zoograde.forkserver", "--serve", path]
+    if sandboxed:
+        from zoograde import sandbox
+
+        os.mkdir(os.path.join(folder, KERNELS))
+        command = sandbox.wrap(command, folder, folder, forbidden=env.get("ZOOGRADE_PROTECT", "").split(os.pathsep))
+    quiet = None if os.environ.get("ZOOGRADE_DEBUG") else subprocess.DEVNULL
+    process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=quiet, stderr=quiet,
                                start_new_session=True)
-    _server.update(process=process, path=path, folder=folder)
+    _server.update(process=process, path=path, folder=folder, sandboxed=sandboxed)
     if not _server.get("atexit"):
         atexit.register(stop)
         _server["atexit"] = True
@@ -282,6 +331,8 @@ def main(args: list[str]) -> int:
         return 0
     if len(args) >= 3 and args[0] == "--attach" and args[2] == "--":
         return attach(args[1], args[3:])
+    if len(args) >= 5 and args[0] == "--attach" and args[2] == "--cgroup" and args[4] == "--":
+        return attach(args[1], args[5:], cgroup=args[3])
     print(__doc__, file=sys.stderr)
     return 2
 

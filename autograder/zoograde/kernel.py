@@ -1,7 +1,8 @@
 """The kernel a submission runs in: ``python -m zoograde.kernel -f CONNECTION_FILE``.
 
-Started by :class:`zoograde.execute.SandboxedKernelManager` instead of ``ipykernel_launcher``
-(a cold start), or forked from :mod:`zoograde.forkserver`, which has run :func:`preload` once
+Started by :class:`zoograde.execute.SandboxedKernelManager` inside bubblewrap instead of
+``ipykernel_launcher`` (a cold start, :mod:`zoograde.sandbox`), or forked from
+:mod:`zoograde.forkserver` (itself sandboxed, see :mod:`zoograde.isolate`), which has run :func:`preload` once
 and runs :func:`apply_limits` and :func:`run` in each child. Before the first cell it
 
 1. sets hard resource limits: address space for data (``RLIMIT_DATA``: a memory bomb gets a
@@ -9,7 +10,8 @@ and runs :func:`apply_limits` and :func:`run` in each child. Before the first ce
    resort behind the grader's own clock), the size of any file written, no core dumps;
 2. runs PyTorch with one thread (parallelism comes from grading several notebooks at once);
 3. imports the libraries and helpers the tests use, so that their state can be snapshotted;
-4. starts IPython's kernel, then installs :mod:`zoograde._guard` (audit hook and snapshot).
+4. starts IPython's kernel, then installs :mod:`zoograde._guard` (audit hook and snapshot:
+   clear messages and honest tests, not a boundary; the sandbox is).
 
 Settings come from the environment the grader builds (``ZOOGRADE_*``), which is also the
 only environment the notebook sees: the grader's own variables (a gradebook URL with a
@@ -40,6 +42,10 @@ def apply_limits(env=os.environ) -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails with OSError, not a dead kernel
         _limit(resource.RLIMIT_FSIZE, int(float(env["ZOOGRADE_FILE_MB"]) * mib))
     _limit(resource.RLIMIT_CORE, 0)
+    if env.get("ZOOGRADE_PROCESSES") and env.get("ZOOGRADE_SANDBOXED"):
+        # counted per user namespace, i.e. for this sandbox only (a fork bomb stops here); the grader's
+        # uid root is exempt, which is why the grader also puts each kernel in a cgroup where it can
+        _limit(resource.RLIMIT_NPROC, int(env["ZOOGRADE_PROCESSES"]))
 
 
 def preload(threads: int | None = None) -> None:
@@ -66,10 +72,15 @@ def run(argv: list[str]) -> None:
     from zoograde import _guard
 
     torch.set_num_threads(int(os.environ.get("ZOOGRADE_THREADS", "1")))
-    app = IPKernelApp.instance()
+    # In the sandbox the grader's pid means nothing (another PID namespace); bwrap (--die-with-parent) or
+    # the fork server's relay process ends the kernel when the grader goes.
+    app = IPKernelApp.instance(parent_handle=0) if os.environ.get("ZOOGRADE_SANDBOXED") else IPKernelApp.instance()
     app.initialize(argv)
     split = lambda name: [p for p in os.environ.get(name, "").split(os.pathsep) if p]
-    _guard.install(allowed=[os.getcwd()], protected=split("ZOOGRADE_PROTECT"), writable=split("ZOOGRADE_WRITABLE"))
+    if os.environ.get("ZOOGRADE_AUDIT", "1") != "0":  # clear messages only: the OS sandbox is the boundary
+        folder = os.environ.get("ZOOGRADE_FOLDER") or os.getcwd()  # the submission's folder; cwd is a copy
+        _guard.install(allowed=[os.getcwd(), folder], protected=split("ZOOGRADE_PROTECT"),
+                       writable=split("ZOOGRADE_WRITABLE"), alias=(os.getcwd(), folder))
     app.start()
 
 

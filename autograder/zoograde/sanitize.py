@@ -40,7 +40,7 @@ def note(nb, text: str) -> None:
         notes.append(text)
 
 
-def notebook_problem(path: str, max_mb: float) -> tuple[object | None, str | None]:
+def notebook_problem(path: str, max_mb: float, max_cells: int = 10_000) -> tuple[object | None, str | None]:
     """(notebook, None) when ``path`` holds a readable notebook, else (None, why it is not one)."""
     try:
         size = os.path.getsize(path)
@@ -61,6 +61,8 @@ def notebook_problem(path: str, max_mb: float) -> tuple[object | None, str | Non
         return None, f"the file is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
     if not isinstance(raw, dict) or "cells" not in raw:
         return None, "the file is JSON but not a notebook (no 'cells')"
+    if isinstance(raw["cells"], list) and len(raw["cells"]) > max_cells:  # before validating: that is slow per cell
+        return None, f"the notebook has {len(raw['cells']):,} cells, more than the {max_cells:,} a submission may have"
     try:
         nb = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
@@ -73,9 +75,11 @@ class TolerantExporter(NotebookExporter):
     """``NotebookExporter`` that grades an unreadable submission as an empty one, with a note."""
 
     max_notebook_mb = Integer(50, help="larger files are not read").tag(config=True)
+    max_cells = Integer(10_000, help="notebooks with more cells are not read (a release has a few dozen)"
+                        ).tag(config=True)
 
     def from_filename(self, filename, resources=None, **kw):
-        nb, problem = notebook_problem(filename, self.max_notebook_mb)
+        nb, problem = notebook_problem(filename, self.max_notebook_mb, self.max_cells)
         if nb is None:
             self.log.warning("%s is not a readable notebook: %s", filename, problem)
             nb = new_notebook(cells=[], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
@@ -106,6 +110,13 @@ class RepairMetadata(NbGraderPreprocessor):
                 # the assignment's own cell with forged fields: keep its identity, nbgrader rewrites the rest
                 meta["schema_version"] = 3
                 bad = False
+            if not bad and isinstance(gid, str) and gid in known:
+                flags = known[gid]  # a test turned into an answer (or back) would escape OverwriteCells: restore
+                changed = sorted(k for k, v in flags.items() if bool(meta.get(k, False)) != v)
+                if changed:
+                    meta.update(flags)
+                    note(nb, f"cell '{gid}' had its grading flags changed ({', '.join(changed)}); the assignment's "
+                             f"were restored")
             if bad:
                 del cell.metadata["nbgrader"]
                 if gid in seen:
@@ -179,15 +190,19 @@ class RestoreCells(NbGraderPreprocessor):
         return None
 
 
-def _known_cells(resources) -> set[str]:
+def _known_cells(resources) -> dict[str, dict[str, bool]]:
+    """grade_id -> the assignment's own flags of that cell (grade, solution, locked)."""
     info = resources["nbgrader"]
     try:
         with Gradebook(info["db_url"]) as gb:
             notebook = gb.find_notebook(info["notebook"], info["assignment"])
-            return {c.name for c in notebook.source_cells} | {c.name for c in notebook.grade_cells} | {
-                c.name for c in notebook.solution_cells}
+            grade = {c.name for c in notebook.grade_cells}
+            solution = {c.name for c in notebook.solution_cells}
+            locked = {c.name: bool(c.locked) for c in notebook.source_cells}
+            return {name: {"grade": name in grade, "solution": name in solution, "locked": locked.get(name, False)}
+                    for name in grade | solution | set(locked)}
     except MissingEntry:
-        return set()
+        return {}
 
 
 def _digest(source: str) -> str:
