@@ -313,6 +313,10 @@ def _run(course: Path, assignment: str, tasks: list, overrides: dict, workers: i
     os.environ.update(QUIET_DASK)  # read by the worker processes as they start
     cluster = None
     own_client = not hasattr(scheduler, "submit")
+    from zoograde import forkserver
+
+    # the shared server is this batch's: programs started later from this process must not inherit it
+    previous_server = os.environ.get(forkserver.SHARED)
     if scheduler is None:  # local workers share one fork server, started while the cluster starts
         _share_fork_server(course, overrides)
     if not own_client:
@@ -345,3 +349,7 @@ def _run(course: Path, assignment: str, tasks: list, overrides: dict, workers: i
             client.close()
         if cluster is not None:
             cluster.close()
+        if previous_server is None:
+            os.environ.pop(forkserver.SHARED, None)
+        else:
+            os.environ[forkserver.SHARED] = previous_server

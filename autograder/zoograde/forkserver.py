@@ -282,8 +282,10 @@ def kernel_folder(env: dict) -> str | None:
 def start(env: dict, sandboxed: bool = False) -> str:
     """Start this process's fork server unless it runs (it imports for a few seconds); its socket's path, at once."""
     process = _server.get("process")
+    protect = env.get("ZOOGRADE_PROTECT", "")
     if process is not None and process.poll() is None:
-        if _server.get("sandboxed") == sandboxed:
+        # reused only for the same course: a sandboxed server hides that course's folders, not another's
+        if _server.get("sandboxed") == sandboxed and _server.get("protect") == protect:
             return _server["path"]
         stop()
     _server.pop("failed", None)
@@ -298,7 +300,7 @@ def start(env: dict, sandboxed: bool = False) -> str:
     quiet = None if os.environ.get("ZOOGRADE_DEBUG") else subprocess.DEVNULL
     process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=quiet, stderr=quiet,
                                start_new_session=True)
-    _server.update(process=process, path=path, folder=folder, sandboxed=sandboxed)
+    _server.update(process=process, path=path, folder=folder, sandboxed=sandboxed, protect=protect)
     if not _server.get("atexit"):
         atexit.register(stop)
         _server["atexit"] = True
