@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM ?= $(shell command -v chromium || echo /usr/bin/chromium)
 
-.PHONY: help setup browser test test-gpu book bench clean-book
+.PHONY: help setup fashion-mnist browser test test-gpu book bench clean-book
 
 help:
 	@echo "make setup     - create/update $(VENV) (idempotent)"
@@ -15,12 +15,27 @@ help:
 	@echo "make bench     - zoolib vs torchvision/timm throughput, then grading speed (nbgrader vs zoograde.batch)"
 	@echo "make test-gpu  - every chapter in full mode on CUDA, then the bench on the GPU"
 
-setup: $(STAMP)
+setup: $(STAMP) fashion-mnist
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@# d2l 1.0.3 hard-pins numpy 1.23.5, matplotlib 3.7.2, pandas 2.0.3, scipy 1.10.1 and requests,
+	@# which no longer install on current Pythons (d2l-ai/d2l-en#2608, #2638). Installed without them,
+	@# `import d2l.torch` works with ours: what it imports (torch, torchvision, numpy, pandas,
+	@# matplotlib, matplotlib-inline, IPython, requests) comes with '.[dev]' (tests/test_d2l.py checks).
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps 'd2l==1.0.3'
 	@touch $@
+
+# The real Fashion-MNIST, offline: Debian's dataset-fashion-mnist puts the four original
+# *-ubyte.gz files in $(FASHION_DIR) (zoolib.data looks there after ZOO_DATA and data/).
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+fashion-mnist:
+	@test -f $(FASHION_DIR)/train-images-idx3-ubyte.gz || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	  else echo "note: no Fashion-MNIST in $(FASHION_DIR); install it (sudo apt-get install dataset-fashion-mnist)" \
+	    "or put the four *-ubyte.gz files in data/, or the chapters fall back to scikit-learn's digits" >&2; fi; }
 
 # The browser test drives Debian's chromium (Playwright's own browser download needs the network).
 browser:
