@@ -63,7 +63,7 @@ test-gpu: setup
 	@mkdir -p results && rm -f results/full-mode.jsonl
 	ZOO_MODE=full ZOO_RECORD=$(CURDIR)/results/full-mode.jsonl $(BIN)/python -m pytest notebooks \
 	  --nbval-lax --nbval-cell-timeout=3600 -p no:cacheprovider
-	$(BIN)/python -m zoolib.runs results/full-mode.jsonl
+	$(BIN)/python -m zoolib.runs results/full-mode.jsonl --save
 	$(BIN)/python -m zoolib.bench --device cuda --csv results/bench-cuda.csv
 
 clean-book:
