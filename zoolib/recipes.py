@@ -54,12 +54,34 @@ def _full(model: str, section: str, lr: float, resize: int = 28) -> Recipe:
 
 RECIPES: dict[str, dict[str, Recipe]] = {
     "lenet": {
-        "fast": Recipe("LeNet-5 as d2l builds it (sigmoid)", 28, 64, 5, 5e-3, "adam", 30_000, 10_000),
+        "fast": Recipe("LeNet-5 as d2l builds it (sigmoid)", 28, 64, 4, 5e-3, "adam"),
         "full": _full("LeNet-5 as d2l builds it (sigmoid)", "7.6 (LeNet(lr=0.1))", 0.1),
     },
     "lenet_sgd": {  # the contrast: d2l's optimiser in the fast run's budget
-        "fast": Recipe("LeNet-5, d2l's plain SGD (contrast)", 28, 64, 1, 0.1, "sgd", 30_000, 10_000),
+        "fast": Recipe("LeNet-5, d2l's plain SGD (contrast)", 28, 64, 2, 0.1, "sgd"),
         "full": _full("LeNet-5 as d2l builds it (sigmoid)", "7.6 (LeNet(lr=0.1))", 0.1),
+    },
+    "alexnet": {
+        "fast": Recipe("AlexNet as d2l builds it, 1/4 width, 64x64 (scaled down)", 64, 64, 2, 1e-3, "adam", 30_000, 10_000),
+        "full": _full("AlexNet as d2l builds it", "8.1 (AlexNet(lr=0.01))", 0.01, 224),
+    },
+    "vgg": {
+        "fast": Recipe("VGG-11, 1/8 width, dense 512, 32x32 (scaled down)", 32, 64, 2, 1e-3, "adam", 30_000, 10_000),
+        "full": _full("VGG-11 at 1/4 width, as d2l builds it", "8.2 (VGG(arch=((1, 16), (1, 32), (2, 64), "
+                      "(2, 128), (2, 128)), lr=0.01))", 0.01, 224),
+    },
+    "nin": {
+        "fast": Recipe("narrow NiN (nin_cifar layout, 1/4 width), 24x24 (scaled down)", 24, 64, 2, 2e-3, "adam",
+                       20_000, 10_000),
+        "full": _full("NiN as d2l builds it", "8.3 (NiN(lr=0.05))", 0.05, 224),
+    },
+    "googlenet": {
+        "fast": Recipe("GoogLeNet, 32x32 (scaled down)", 32, 64, 1, 1e-3, "adam", 10_000, 10_000),
+        "full": _full("GoogLeNet", "8.4 (GoogleNet(lr=0.01))", 0.01, 96),
+    },
+    "bn_lenet": {
+        "fast": Recipe("LeNet with BN, as d2l builds it (sigmoid)", 28, 64, 3, 1.0, "sgd", 30_000, 2_000),
+        "full": _full("LeNet with BN, as d2l builds it (sigmoid)", "8.5 (BNLeNet(lr=0.1))", 0.1),
     },
 }
 
