@@ -43,6 +43,7 @@ class Recipe:
     n_train: int | None = None   # None: all 60,000 training images
     n_test: int | None = None    # None: all 10,000 test images
     source: str = ""           # where the settings come from
+    momentum: float = 0.0      # SGD only
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -66,7 +67,7 @@ RECIPES: dict[str, dict[str, Recipe]] = {
         "full": _full("AlexNet as d2l builds it", "8.1 (AlexNet(lr=0.01))", 0.01, 224),
     },
     "vgg": {
-        "fast": Recipe("VGG-11, 1/8 width, dense 512, 32x32 (scaled down)", 32, 64, 2, 1e-3, "adam", 30_000, 10_000),
+        "fast": Recipe("VGG-11, 1/8 width, dense 512, 32x32 (scaled down)", 32, 64, 2, 2e-3, "adam", 30_000, 10_000),
         "full": _full("VGG-11 at 1/4 width, as d2l builds it", "8.2 (VGG(arch=((1, 16), (1, 32), (2, 64), "
                       "(2, 128), (2, 128)), lr=0.01))", 0.01, 224),
     },
@@ -80,7 +81,8 @@ RECIPES: dict[str, dict[str, Recipe]] = {
         "full": _full("GoogLeNet", "8.4 (GoogleNet(lr=0.01))", 0.01, 96),
     },
     "bn_lenet": {
-        "fast": Recipe("LeNet with BN, as d2l builds it (sigmoid)", 28, 64, 3, 1.0, "sgd", 30_000, 2_000),
+        "fast": Recipe("LeNet with BN, as d2l builds it (sigmoid)", 28, 64, 3, 0.1, "sgd", 30_000, 2_000,
+                       momentum=0.9),
         "full": _full("LeNet with BN, as d2l builds it (sigmoid)", "8.5 (BNLeNet(lr=0.1))", 0.1),
     },
 }
