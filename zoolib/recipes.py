@@ -81,7 +81,7 @@ RECIPES: dict[str, dict[str, Recipe]] = {
         "full": _full("GoogLeNet", "8.4 (GoogleNet(lr=0.01))", 0.01, 96),
     },
     "bn_lenet": {
-        "fast": Recipe("LeNet with BN, as d2l builds it (sigmoid)", 28, 64, 3, 0.1, "sgd", 30_000, 2_000,
+        "fast": Recipe("LeNet with BN, as d2l builds it (sigmoid)", 28, 64, 4, 0.1, "sgd", 30_000, 2_000,
                        momentum=0.9),
         "full": _full("LeNet with BN, as d2l builds it (sigmoid)", "8.5 (BNLeNet(lr=0.1))", 0.1),
     },
