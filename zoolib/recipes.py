@@ -72,12 +72,12 @@ RECIPES: dict[str, dict[str, Recipe]] = {
                       "(2, 128), (2, 128)), lr=0.01))", 0.01, 224),
     },
     "nin": {
-        "fast": Recipe("narrow NiN (nin_cifar layout, 1/4 width), 24x24 (scaled down)", 24, 64, 2, 2e-3, "adam",
+        "fast": Recipe("narrow NiN (nin_cifar layout, 1/4 width, no dropout), 24x24 (scaled down)", 24, 64, 2, 2e-3, "adam",
                        20_000, 10_000),
         "full": _full("NiN as d2l builds it", "8.3 (NiN(lr=0.05))", 0.05, 224),
     },
     "googlenet": {
-        "fast": Recipe("GoogLeNet, 32x32 (scaled down)", 32, 64, 1, 1e-3, "adam", 10_000, 10_000),
+        "fast": Recipe("GoogLeNet, 32x32 (scaled down)", 32, 64, 1, 1e-3, "adam", 8_000, 2_000),
         "full": _full("GoogLeNet", "8.4 (GoogleNet(lr=0.01))", 0.01, 96),
     },
     "bn_lenet": {
