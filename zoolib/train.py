@@ -122,9 +122,10 @@ def train(model: nn.Module, data, epochs: int, lr: float, *, optimizer: str = "s
     step, seen, start, cpu_start = 0, 0, time.perf_counter(), time.process_time()
     train_iter, test_iter = data.train_iter(), data.test_iter()
     total = epochs * len(train_iter) if max_steps is None else min(max_steps, epochs * len(train_iter))
-    # one update a second at most: a long run in a notebook would otherwise flood the kernel's output channel
+    # about 100 updates per run, at most one a second: a long run in a notebook would otherwise queue
+    # thousands of widget messages, more than the kernel's output channel holds (nbval then times out)
     bar = tqdm(total=total, desc=name or type(model).__name__, disable=not progress, unit="step", leave=True,
-               mininterval=1.0)
+               mininterval=1.0, miniters=max(1, total // 100))
     for epoch in range(1, epochs + 1):
         model.train()
         loss_sum = correct = count = 0.0
