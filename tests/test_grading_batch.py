@@ -54,7 +54,10 @@ def zoo_grade(course: Path, *args: str, url: str | None = None, **kw) -> subproc
         env["ZOO_GRADEBOOK_URL"] = url
     command = [str(BIN / "zoo-grade"), "--course", str(course), *args]
     if kw.get("background"):
-        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Ctrl-C must reach it as it does from a terminal: a runner started in the background
+        # (nohup, `cmd &` without job control) passes SIGINT on as ignored, and Python keeps it so
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
 
 
