@@ -377,13 +377,14 @@ def test_autograde_passes_its_options_to_the_engine(tmp_path, fake_batch, capsys
     assert run(course, "autograde", A) == 0
     assert "FAKE SUMMARY: 2 submission(s)" in capsys.readouterr().out
     assert fake_batch.calls[-1] == (course.resolve(), A, dict(   # workers: the engine's default
-        students=None, scheduler=None, force=False, time_limit=None, memory_limit_mb=None, progress=True))
+        students=None, scheduler=None, force=False, time_limit=None, memory_limit_mb=None, progress=True,
+        sandbox=True))
     assert run(course, "autograde", A, "--workers", "8", "--scheduler", "tcp://10.0.0.5:8786", "--student", "alice",
                "bob", "--student", "carol", "--force", "--time-limit", "90.5", "--memory-limit", "2048",
-               "--no-progress") == 0
+               "--no-progress", "--no-sandbox") == 0
     assert fake_batch.calls[-1][2] == dict(
         students=["alice", "bob", "carol"], workers=8, scheduler="tcp://10.0.0.5:8786", force=True, time_limit=90.5,
-        memory_limit_mb=2048, progress=False)
+        memory_limit_mb=2048, progress=False, sandbox=False)
     fake_batch.statuses = ["graded", "failed"]
     assert run(course, "autograde", A) == 1                    # a failed submission needs a look
     fake_batch.statuses = ["skipped", "pending"]

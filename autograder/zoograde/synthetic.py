@@ -221,10 +221,14 @@ def notebook_with(answers: dict[str, str], name: str = ASSIGNMENT) -> dict:
 
     nb = student_version(name)
     source = json.loads((ROOT / "source" / name / f"{name}.ipynb").read_text())
-    ids = [c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in source["cells"]]
+    released = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"] for c in source["cells"]
+                if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")}
     data = json.loads(__import__("nbformat").writes(nb))
-    for cell, grade_id, src in zip(data["cells"], ids, source["cells"]):
-        cell["metadata"]["nbgrader"] = src["metadata"]["nbgrader"]   # as the release has it
+    # matched by grade_id, not by position: the book's page adds cells of its own at the top
+    for cell in data["cells"]:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in released:
+            cell["metadata"]["nbgrader"] = released[grade_id]   # as the release has it
         if grade_id in answers:
             cell["source"] = answers[grade_id]
     return data
@@ -255,7 +259,7 @@ def write_class(folder: Path, n: int, seed: int = 0, name: str = ASSIGNMENT) -> 
         else:
             nb = notebook_with(answers, name) if answers else stub
             if i == n - 2 and n > 2:
-                cell = next(c for c in nb["cells"] if c["metadata"]["nbgrader"].get("grade_id") == "aux_loss")
+                cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "aux_loss")
                 cell["source"] += "\n" + "\n".join(f"x_{k} = {k}" for k in range(40_000))   # ~400 kB
             path.write_text(json.dumps(nb, indent=1))
         students.append(student)
