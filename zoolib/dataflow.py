@@ -313,17 +313,17 @@ def describe(op: Op) -> str:
     return name
 
 
+def _kind(op: Op) -> str:
+    """The operation whatever ATen overload computed it: batch norm's three, max pool's two."""
+    if "batch_norm" in op.kind:
+        return "batch_norm"
+    return "max_pool2d" if op.kind in ("max_pool2d_with_indices", "max_pool2d") else op.kind
+
+
 def _signature(op: Op) -> str:
     """What must agree between a student's layer and the reference's (settings, not names)."""
-    s = dict(op.settings)
-    if "batch_norm" in op.kind:
-        kind = "batch_norm"
-        s.pop("training", None)
-    elif op.kind in ("max_pool2d_with_indices", "max_pool2d"):
-        kind = "max_pool2d"
-    else:
-        kind = op.kind
-    return kind + json.dumps(s, sort_keys=True)
+    s = {k: v for k, v in op.settings.items() if not ("batch_norm" in op.kind and k == "training")}
+    return _kind(op) + json.dumps(s, sort_keys=True)
 
 
 @dataclass
@@ -477,10 +477,8 @@ def _diff_chain(gs: _Graph, gr: _Graph, s_layers: list[int], r_layers: list[int]
     s_sig = [_signature(gs.ops[n]) for n in s_layers]
     r_sig = [_signature(gr.ops[n]) for n in r_layers]
     # align by kind first, so a wrong setting shows as "different", not as one missing plus one extra
-    s_kind = [gs.ops[n].kind.replace("_native_batch_norm_legit_no_training", "native_batch_norm")
-              .replace("_native_batch_norm_legit", "native_batch_norm") for n in s_layers]
-    r_kind = [gr.ops[n].kind.replace("_native_batch_norm_legit_no_training", "native_batch_norm")
-              .replace("_native_batch_norm_legit", "native_batch_norm") for n in r_layers]
+    s_kind = [_kind(gs.ops[n]) for n in s_layers]
+    r_kind = [_kind(gr.ops[n]) for n in r_layers]
     matcher = difflib.SequenceMatcher(a=r_kind, b=s_kind, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":

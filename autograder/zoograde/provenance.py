@@ -282,6 +282,8 @@ class JudgeReuse(_Base):
     """
 
     def preprocess(self, nb, resources):
+        from nbformat.v4 import new_output
+
         assignment = (resources.get("nbgrader") or {}).get("assignment", "")
         answers = {c.metadata.nbgrader.grade_id for c in nb.cells
                    if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
@@ -300,8 +302,6 @@ class JudgeReuse(_Base):
                 message = (f"the answer in '{current}' reuses the course's reference code (line {first.line}: "
                            f"{first.text}), so this test earns no points: the exercise is to write the block "
                            f"yourself.")
-                from nbformat.v4 import new_output
-
                 cell.outputs = list(cell.get("outputs", [])) + [
                     new_output("error", ename="ReferenceReused", evalue=message, traceback=[f"ReferenceReused: {message}"])]
         nb.metadata.setdefault("zoograde", {})["review"] = [f.as_dict() for f in findings if f.kind == "review"]
