@@ -49,7 +49,7 @@ def test_wrong_channels_in_one_branch_names_the_branch_and_the_column():
     assert "branch 3, layer 3 ('b3.1.conv')" in msg          # the third layer of the third branch
     assert "output 1x24x28x28, 9,624 parameters" in msg and "output 1x32x28x28, 12,832 parameters" in msg
     assert 5 * 5 * 16 * 24 + 24 == 9_624 and 5 * 5 * 16 * 32 + 32 == 12_832
-    assert "out_channels 24 instead of 32" in msg
+    assert "out_channels should be 32, not 24" in msg
 
 
 def test_wrong_padding_is_named():

@@ -144,7 +144,7 @@ def test_a_pool_of_the_wrong_kind_is_named_with_its_branch():
 
 
 @pytest.mark.parametrize("pool,words", [
-    (nn.MaxPool2d(3, 1, 1, ceil_mode=True), "ceil_mode True instead of False"),
+    (nn.MaxPool2d(3, 1, 1, ceil_mode=True), "ceil_mode should be False, not True"),
     (nn.MaxPool2d(3, 1, 1, dilation=1), None),                          # the same pool, spelled out
 ])
 def test_pool_settings_are_compared(pool, words):
@@ -175,7 +175,7 @@ def test_a_wrong_padding_is_named():
     c.padding, c.dilation = (2, 2), (2, 2)
     msgs = _messages(block)
     assert len(msgs) == 1 and "branch 2, layer 3" in msgs[0]
-    assert "padding [2, 2] instead of [1, 1]" in msgs[0] and "dilation [2, 2] instead of [1, 1]" in msgs[0]
+    assert "padding should be (1, 1), not (2, 2)" in msgs[0] and "dilation should be (1, 1), not (2, 2)" in msgs[0]
 
 
 def bn_unit(momentum=0.1, eps=1e-3, track=True, kernel=(1, 7), padding=(0, 3)) -> nn.Module:
@@ -184,8 +184,8 @@ def bn_unit(momentum=0.1, eps=1e-3, track=True, kernel=(1, 7), padding=(0, 3)) -
 
 
 @pytest.mark.parametrize("student,words", [
-    (bn_unit(momentum=0.9), ["momentum 0.9 instead of 0.1"]),
-    (bn_unit(eps=1e-5), ["eps 1e-05 instead of 0.001"]),
+    (bn_unit(momentum=0.9), ["momentum should be 0.1, not 0.9"]),
+    (bn_unit(eps=1e-5), ["eps should be 0.001, not 1e-05"]),
     (bn_unit(track=False), ["without running statistics", "track_running_stats=True"]),
     (bn_unit(kernel=(7, 1), padding=(3, 0)), ["Conv 7x1", "expected Conv 1x7", "swapped"]),
 ])

@@ -510,9 +510,20 @@ def _shape(op: Op) -> str:
 
 def _different(sop: Op, rop: Op) -> str:
     diffs = [k for k in rop.settings if sop.settings.get(k) != rop.settings.get(k) and k != "training"]
-    detail = ", ".join(f"{k} {sop.settings.get(k)} instead of {rop.settings.get(k)}" for k in diffs)
+    detail = "; ".join(_should_be(k, sop.settings.get(k), rop.settings.get(k), rop.kind) for k in diffs)
     return (f"yours is {describe(sop)} ({_shape(sop)}); expected {describe(rop)} ({_shape(rop)}): {detail}"
             + _hint(sop, rop))
+
+
+def _value(v) -> str:
+    return "(" + ", ".join(map(str, v)) + ")" if isinstance(v, (list, tuple)) else str(v)
+
+
+def _should_be(key: str, mine, ref, kind: str) -> str:
+    text = f"{key} should be {_value(ref)}, not {_value(mine)}"
+    if key == "padding" and kind == "convolution":
+        text += " (a k x k convolution keeps the size with padding (k-1)/2)"
+    return text
 
 
 def _hint(sop: Op, rop: Op) -> str:
