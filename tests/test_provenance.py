@@ -105,11 +105,19 @@ def test_a_forged_allowance_in_the_submission_changes_nothing():
     assert {(f.kind, f.name) for f in found} == {("reference", "zoolib.models.nin.NiNBlock")}
 
 
-def test_only_answer_cells_are_judged_and_lines_are_reported():
+def test_answers_and_added_cells_are_judged_the_course_setup_is_not():
     found = analyse("x = 1\nfrom zoolib.models.nin import NiN\n", cell="a")
     assert [(f.line, f.name) for f in found] == [(2, "zoolib.models.nin.NiN")]
-    cells = [{"cell_type": "code", "source": "from zoolib.models.nin import NiN", "metadata": {}}]
+    given = {"nbgrader": {"grade_id": "setup", "locked": True, "solution": False, "grade": False}}
+    test = {"nbgrader": {"grade_id": "t", "locked": True, "solution": False, "grade": True, "points": 1}}
+    cells = [{"cell_type": "code", "source": "from zoolib.models.nin import NiN", "metadata": given},
+             {"cell_type": "code", "source": "from zoolib.models.nin import NiN", "metadata": test}]
     assert analyse_notebook(cells, set()) == []
+    # a cell the student added (no grading metadata) is the student's code: its reuse is found
+    cells.append({"cell_type": "code", "source": "import zoolib.probe\nfrom zoolib import NiNBlock", "metadata": {}})
+    found = analyse_notebook(cells, set())
+    assert [(f.cell, f.kind, f.name) for f in found if f.kind == "reference"] == [
+        ("added cell 1", "reference", "zoolib.NiNBlock")]
 
 
 def test_judge_reuse_fails_the_tests_of_a_reusing_answer_and_only_those():

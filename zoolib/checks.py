@@ -17,10 +17,13 @@ from typing import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
+from . import remote
 from .profiler import meta_clone
+from .remote import type_name
 
 __all__ = ["CheckFailed", "expect_shape", "same_structure", "same_function", "gradients_flow",
-           "not_reference", "does_not_call", "function_matches", "batchnorm_matches", "param_count"]
+           "not_reference", "does_not_call", "function_matches", "batchnorm_matches", "param_count",
+           "vjp", "count_calls", "stage_shapes", "type_name"]
 
 _PARAM_LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase)
 
@@ -47,7 +50,15 @@ def _describe(m: nn.Module) -> str:
 
 
 def param_count(module: nn.Module) -> int:
+    if remote.is_remote(module):
+        return _remote_int(remote.request(module, "nparams"))
     return sum(p.numel() for p in module.parameters())
+
+
+def _remote_int(value) -> int:
+    if type(value) is not int:
+        raise CheckFailed("the grading kernel answered with something that is not a count")
+    return value
 
 
 @dataclass
@@ -167,29 +178,28 @@ def same_structure(block: nn.Module, reference: nn.Module, input_size: Sequence[
     """
     from . import dataflow
 
-    what = what or f"your {type(block).__name__}"
+    what = what or f"your {type_name(block)}"
+    if remote.is_remote(block):
+        return _same_structure_remote(block, reference, input_size, what)
     ref_trace = _dataflow(reference, input_size)
     mine_trace = _dataflow(block, input_size) if ref_trace is not None else None
     if ref_trace is not None and mine_trace is not None:
-        findings = dataflow.compare(mine_trace, ref_trace, what)
-        if findings:
-            shown = "\n".join(f"  - {f}" for f in findings[:_MAX_FINDINGS])
-            more = f"\n  ... and {len(findings) - _MAX_FINDINGS} more" if len(findings) > _MAX_FINDINGS else ""
-            raise CheckFailed(f"{what} does not compute what the reference computes "
-                              f"(following the data from the input of {_fmt(input_size)} to the output):\n"
-                              f"{shown}{more}")
+        _report_findings(dataflow.compare(mine_trace, ref_trace, what), what, input_size)
         # the same computation; a layer that was built but never used would still change the
         # parameter count (attributes and buffers of the student's own are fine)
         used = {id(t) for tensors in mine_trace.tensors.values() for t in tensors}
-        unused = [(name, m) for name, m in block.named_modules() if isinstance(m, _PARAM_LAYERS)
-                  and any(id(p) not in used for p in m.parameters(recurse=False))]
-        if unused:
-            name, m = unused[0]
-            raise CheckFailed(f"{what} computes what the reference computes, but '{name}' ({_describe(m)}) is "
-                              f"created in __init__ and never used in forward: its {param_count(m):,} parameters "
-                              f"would still count and be trained.\n  hint: remove it, or use it where it belongs.")
+        unused = [(name, _describe(m), param_count(m)) for name, m in block.named_modules()
+                  if isinstance(m, _PARAM_LAYERS) and any(id(p) not in used for p in m.parameters(recurse=False))]
+        _report_unused(unused, what)
         return
     mine, out, crash = _meta_run(block, input_size)
+    _layer_by_layer(mine, tuple(out.shape) if isinstance(out, torch.Tensor) else None, crash, param_count(block),
+                    reference, input_size, what)
+
+
+def _layer_by_layer(mine: list[_Call], out_shape: tuple | None, crash: str | None, mine_total: int,
+                    reference: nn.Module, input_size, what: str) -> None:
+    """Compare the parameterised layers in the order they ran (when the dataflow cannot be traced)."""
     ref, ref_out, ref_crash = _meta_run(reference, input_size)
     if ref_crash:
         raise ValueError(f"the reference itself fails on {_fmt(input_size)}: {ref_crash}")
@@ -213,16 +223,32 @@ def same_structure(block: nn.Module, reference: nn.Module, input_size: Sequence[
         raise CheckFailed("\n".join(lines))
     if crash:
         raise CheckFailed(f"{what} fails on an input of shape {_fmt(input_size)}: {crash}")
-    out_shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
     ref_shape = tuple(ref_out.shape)
     if out_shape != ref_shape:
         raise CheckFailed(f"{what}'s layers all match, but it returns {_fmt(out_shape)} instead of "
                           f"{_fmt(ref_shape)} for an input of {_fmt(input_size)}.\n  hint: check how the "
                           f"branches are combined (torch.cat along dim=1) and the pooling steps.")
-    mine_total, ref_total = param_count(block), param_count(reference)
+    ref_total = param_count(reference)
     if mine_total != ref_total:
         raise CheckFailed(f"{what} has {mine_total:,} parameters, the reference {ref_total:,}, although every "
                           f"layer that ran matches.\n  hint: a layer is created in __init__ but never used in forward.")
+
+
+def _report_findings(findings: list, what: str, input_size) -> None:
+    if findings:
+        shown = "\n".join(f"  - {f}" for f in findings[:_MAX_FINDINGS])
+        more = f"\n  ... and {len(findings) - _MAX_FINDINGS} more" if len(findings) > _MAX_FINDINGS else ""
+        raise CheckFailed(f"{what} does not compute what the reference computes "
+                          f"(following the data from the input of {_fmt(input_size)} to the output):\n"
+                          f"{shown}{more}")
+
+
+def _report_unused(unused: list, what: str) -> None:
+    if unused:
+        name, described, count = unused[0]
+        raise CheckFailed(f"{what} computes what the reference computes, but '{name}' ({described}) is "
+                          f"created in __init__ and never used in forward: its {count:,} parameters "
+                          f"would still count and be trained.\n  hint: remove it, or use it where it belongs.")
 
 
 def expect_shape(block: nn.Module, input_size: Sequence[int], expected: Sequence[int], what: str | None = None,
@@ -232,7 +258,9 @@ def expect_shape(block: nn.Module, input_size: Sequence[int], expected: Sequence
     On failure, a ``reference`` lets the message name the first wrong layer; without one it
     lists the output shape of every layer that ran.
     """
-    what = what or f"your {type(block).__name__}"
+    what = what or f"your {type_name(block)}"
+    if remote.is_remote(block):
+        return _expect_shape_remote(block, input_size, expected, what, reference)
     calls, out, crash = _meta_run(block, input_size)
     got = tuple(out.shape) if isinstance(out, torch.Tensor) else None
     if not crash and got == tuple(expected):
@@ -293,9 +321,11 @@ def same_function(block: nn.Module, reference: nn.Module, x: torch.Tensor, what:
     first set to seeded random values: at their defaults (mean 0, variance 1, identity affine)
     eval-mode BatchNorm is nearly the identity and would hide a misplaced normalisation.
     """
-    what = what or f"your {type(block).__name__}"
+    what = what or f"your {type_name(block)}"
     if bn_seed is not None:
         _randomize_batchnorm(reference, bn_seed)
+    if remote.is_remote(block):
+        return _same_function_remote(block, reference, x, what, atol, train)
     _copy_weights(block, reference, what, x)
     block.train(train)
     reference.train(train)
@@ -396,7 +426,15 @@ def _outputs(watched: list[tuple[str, nn.Module]], module: nn.Module, x: torch.T
 
 def gradients_flow(block: nn.Module, x: torch.Tensor, what: str | None = None) -> None:
     """A backward pass reaches the input and every parameter, with finite values."""
-    what = what or f"your {type(block).__name__}"
+    what = what or f"your {type_name(block)}"
+    if remote.is_remote(block):
+        reply = remote.request(block, "grads", x=x, upstream=None)
+        params = reply.get("params") if isinstance(reply, dict) else None
+        if not isinstance(params, dict):
+            raise CheckFailed(f"the grading kernel did not report the gradients of {what}")
+        _report_gradients([n for n, g in params.items() if not isinstance(g, float) or not g], reply.get("input"),
+                          reply.get("finite") is True, what)
+        return
     x = x.clone().requires_grad_(True)
     block.train()
     block.zero_grad(set_to_none=True)
@@ -404,11 +442,16 @@ def gradients_flow(block: nn.Module, x: torch.Tensor, what: str | None = None) -
     out = out[0] if isinstance(out, tuple) else out
     (out.float() * torch.randn_like(out)).sum().backward()
     dead = [n for n, p in block.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
+    grad = None if x.grad is None else float(x.grad.abs().sum())
+    _report_gradients(dead, grad, x.grad is not None and bool(torch.isfinite(x.grad).all()), what)
+
+
+def _report_gradients(dead: list, input_grad, finite: bool, what: str) -> None:
     if dead:
         raise CheckFailed(f"no gradient reaches {', '.join(repr(d) for d in dead[:3])}"
                           f"{' ...' if len(dead) > 3 else ''} in {what}.\n  hint: is that layer used in forward, "
                           f"and is its result detached (.detach(), .data, torch.no_grad) anywhere?")
-    if x.grad is None or not torch.isfinite(x.grad).all() or not x.grad.abs().sum():
+    if input_grad is None or not finite or not input_grad:
         raise CheckFailed(f"no (finite) gradient reaches the input of {what}.\n  hint: avoid .detach(), .data "
                           f"and in-place changes to the input.")
 
@@ -425,6 +468,15 @@ def not_reference(obj, allowed: Iterable[type] = (), what: str | None = None) ->
 
     ``allowed`` lists the shared building blocks an assignment lets students use (e.g. BasicConv2d).
     """
+    if remote.is_remote(obj):
+        # Judged: the grader reads the submitted source (zoograde.provenance); the kernel also reports what
+        # the object is made of, which catches reuse the source hides. A kernel that lies about it has
+        # patched the grading machinery, which the source analysis flags for the instructor.
+        names = [f"{getattr(a, '__module__', '')}.{getattr(a, '__qualname__', '')}" for a in allowed]
+        found = remote.request(obj, "reuse", allowed=names, what=what or "")
+        if isinstance(found, str) and found:
+            raise CheckFailed(found[:2000])
+        return
     allowed = tuple(allowed)
     what = what or f"your {getattr(obj, '__name__', type(obj).__name__)}"
     why = ("This block earns no points: the exercise is to write it yourself, not to reuse the course's "
@@ -481,6 +533,11 @@ def does_not_call(obj, names: Iterable[str], what: str, why: str) -> None:
     keyword argument (``label_smoothing=``); the notebook's own functions it calls are searched too.
     """
     names = set(names)
+    if remote.is_remote(obj):
+        found = _static_use(remote.sources_of(obj), getattr(obj, "__name__", ""), names)
+        if found:
+            raise CheckFailed(f"{what} uses PyTorch's {found}. {why}")
+        return
     functions = ([f for f in vars(obj).values() if isinstance(f, types.FunctionType)] if inspect.isclass(obj)
                  else [obj])
     seen: set[int] = set()
@@ -564,6 +621,8 @@ def _plain_value(value, what: str):
         return {_plain_value(k, what): _plain_value(v, what) for k, v in value.items()}
     if kind.__module__ == "numpy" and hasattr(value, "item") and getattr(value, "shape", None) == ():
         return value.item()
+    if remote.is_remote(value):
+        raise CheckFailed(f"{what} returned an object of type {type_name(value)}; return a plain Python value.")
     bases = [b.__name__ for b in kind.__mro__[1:] if b in _PLAIN]
     raise CheckFailed(f"{what} returned an object of type {kind.__name__}" +
                       (f" (a subclass of {bases[0]})" if bases else "") +
@@ -628,6 +687,19 @@ def batchnorm_matches(make_layer: Callable[[], nn.Module], num_dims: int, num_fe
 
 
 def _set_affine(layer: nn.Module, gamma: torch.Tensor, beta: torch.Tensor, what: str) -> None:
+    if remote.is_remote(layer):
+        params = {k: v for k, v in _tensors_of(layer).items() if k in _remote_names(layer, "parameters")}
+        g_name = "gamma" if "gamma" in params else "weight"
+        b_name = "beta" if "beta" in params else "bias"
+        g, b = params.get(g_name), params.get(b_name)
+        if g is None or b is None:
+            raise CheckFailed(f"{what} needs learnable parameters named gamma and beta (one value per channel); "
+                              f"found {sorted(params) or 'none'}.")
+        if g.numel() != gamma.numel() or b.numel() != beta.numel():
+            raise CheckFailed(f"{what}'s gamma has {g.numel()} values and beta {b.numel()}; expected one per "
+                              f"channel ({gamma.numel()}).")
+        remote.request(layer, "assign", values={g_name: gamma.reshape(g.shape), b_name: beta.reshape(b.shape)})
+        return
     params = dict(layer.named_parameters())
     g = params.get("gamma", params.get("weight"))
     b = params.get("beta", params.get("bias"))
@@ -642,10 +714,349 @@ def _set_affine(layer: nn.Module, gamma: torch.Tensor, beta: torch.Tensor, what:
 
 
 def _running_stats(layer: nn.Module, what: str):
-    bufs = {**dict(layer.named_buffers()), **{k: v for k, v in vars(layer).items() if isinstance(v, torch.Tensor)}}
+    if remote.is_remote(layer):
+        bufs = _tensors_of(layer)
+    else:
+        bufs = {**dict(layer.named_buffers()), **{k: v for k, v in vars(layer).items() if isinstance(v, torch.Tensor)}}
     mean = bufs.get("moving_mean", bufs.get("running_mean"))
     var = bufs.get("moving_var", bufs.get("running_var"))
     if mean is None or var is None:
         raise CheckFailed(f"{what} keeps no running statistics: expected tensors named moving_mean and moving_var "
                           f"(registered with register_buffer).\n  hint: eval mode needs them.")
     return mean, var
+
+
+# ---------------------------------------------------------------------------------------------------
+# Judged checks: the student's object is a stand-in (zoolib.remote) for an object in the grading
+# kernel. The kernel only traces and runs it on what is sent from here; the reference, the
+# comparison and the message stay in this process. Messages are those of the local checks.
+
+def _tensors_of(obj) -> dict:
+    """Parameters, buffers and tensor attributes of a stand-in, by name (copies)."""
+    found = remote.request(obj, "tensors")
+    if not isinstance(found, dict) or not all(isinstance(v, torch.Tensor) for v in found.values()):
+        raise CheckFailed("the grading kernel did not list the layer's tensors")
+    return found
+
+
+def _remote_names(obj, kind: str) -> set:
+    names = remote.request(obj, "names", kind=kind)
+    return set(names) if isinstance(names, list) else set()
+
+
+def _remote_trace(block, what: str, **how):
+    from . import dataflow
+
+    reply = remote.request(block, "trace", **how)
+    if not isinstance(reply, dict):
+        raise CheckFailed(f"the grading kernel did not trace {what}")
+    if reply.get("error") or reply.get("trace") is None:
+        return None, reply
+    try:
+        return dataflow.Trace.from_json(reply["trace"]), reply
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckFailed(f"the grading kernel's trace of {what} is malformed ({err})") from None
+
+
+def _trace_output_shape(t) -> tuple | None:
+    return tuple(t.output_shapes[0]) if t.output_shapes and t.output_shapes[0] is not None else None
+
+
+def _same_structure_remote(block, reference: nn.Module, input_size, what: str) -> None:
+    from . import dataflow
+
+    ref_trace = _dataflow(reference, input_size)
+    if ref_trace is None:
+        raise ValueError(f"the reference itself fails on {_fmt(input_size)}")
+    mine, reply = _remote_trace(block, what, size=[int(s) for s in input_size])
+    if mine is None:
+        run = reply.get("calls") if isinstance(reply.get("calls"), dict) else {}
+        calls = [_call_from_data(c) for c in run.get("calls", [])[:10_000] if isinstance(c, dict)]
+        shape = run.get("out_shape")
+        _layer_by_layer(calls, tuple(shape) if isinstance(shape, list) else None,
+                        run.get("crash") if isinstance(run.get("crash"), str) else None,
+                        run.get("params") if type(run.get("params")) is int else -1, reference, input_size, what)
+        raise CheckFailed(f"{what} fails on an input of shape {_fmt(input_size)}: {reply.get('error')}")
+    _report_findings(dataflow.compare(mine, ref_trace, what), what, input_size)
+    unused = reply.get("unused") or []
+    rows = [(str(u[0]), str(u[1]), int(u[2])) for u in unused
+            if isinstance(u, list) and len(u) == 3 and type(u[2]) is int]
+    _report_unused(rows, what)
+
+
+def _call_from_data(data: dict) -> _Call:
+    """A layer the kernel reported, rebuilt here on the meta device from its settings (for messages)."""
+    def shape(v):
+        return tuple(int(x) for x in v) if isinstance(v, list) else None
+
+    return _Call(str(data.get("name", "?")), _layer_from_config(data.get("base"), data.get("config")),
+                 shape(data.get("in_shape")), shape(data.get("out_shape")),
+                 data["params"] if type(data.get("params")) is int else 0)
+
+
+_REBUILT = {"Conv1d": nn.Conv1d, "Conv2d": nn.Conv2d, "Conv3d": nn.Conv3d, "Linear": nn.Linear,
+            "BatchNorm1d": nn.BatchNorm1d, "BatchNorm2d": nn.BatchNorm2d, "BatchNorm3d": nn.BatchNorm3d}
+
+
+def _layer_from_config(base, config) -> nn.Module:
+    cls = _REBUILT.get(base) if isinstance(base, str) else None
+    try:
+        if cls is not None and isinstance(config, dict):
+            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()
+                          if k in inspect.signature(cls).parameters}, device="meta")
+    except (TypeError, ValueError):
+        pass
+    return type(str(base or "Module")[:100], (nn.Module,), {})()
+
+
+def _expect_shape_remote(block, input_size, expected, what: str, reference) -> None:
+    from . import dataflow
+
+    mine, reply = _remote_trace(block, what, size=[int(s) for s in input_size])
+    got = _trace_output_shape(mine) if mine is not None else None
+    if mine is not None and got == tuple(expected):
+        return
+    if reference is not None:
+        same_structure(block, reference, input_size, what)
+    problem = (f"fails on an input of shape {_fmt(input_size)}: {reply.get('error')}" if mine is None else
+               f"maps an input of {_fmt(input_size)} to {_fmt(got)}; expected {_fmt(expected)}")
+    ops = mine.ops[-12:] if mine is not None else []
+    ran = "\n".join(f"    {dataflow.describe(op)} -> {_fmt(op.shape)}" for op in ops)
+    raise CheckFailed(f"{what} {problem}." + (f"\n  the operations that ran (last {len(ops)}):\n{ran}" if ops else ""))
+
+
+def _same_function_remote(block, reference: nn.Module, x: torch.Tensor, what: str, atol: float, train: bool) -> None:
+    from . import dataflow
+
+    with torch.no_grad():
+        ref_trace = dataflow.trace(reference, x, train=False)
+    mine, reply = _remote_trace(block, what, x=x, train=False)
+    load: dict = {}
+    if mine is not None and not dataflow.compare(mine, ref_trace):
+        read = reply.get("read") if isinstance(reply.get("read"), dict) else {}
+        by_op = {}
+        for s_op, r_op in dataflow.pair(mine, ref_trace):
+            theirs = ref_trace.tensors.get(r_op, [])
+            shapes = read.get(str(s_op))
+            if not isinstance(shapes, list) or [list(t.shape) for t in theirs] != shapes:
+                by_op = None
+                break
+            by_op[str(s_op)] = [t.detach().clone() for t in theirs]
+        if by_op:
+            load = {"by_op": by_op}
+    if not load:  # not the same graph: pair the state_dict entries in order, as the local check does
+        state = remote.request(block, "state")
+        if not isinstance(state, list):
+            raise CheckFailed(f"the grading kernel did not list the tensors of {what}")
+        src = reference.state_dict()
+        src_shapes = [tuple(v.shape) for v in src.values()]
+        dst_shapes = [tuple(s[1]) if isinstance(s, list) and len(s) == 2 else None for s in state]
+        if src_shapes != dst_shapes:
+            for i, (a, b) in enumerate(zip(dst_shapes, src_shapes)):
+                if a != b:
+                    raise CheckFailed(f"{what}'s tensors do not line up with the reference's: '{state[i][0]}' is "
+                                      f"{_fmt(a)}, the reference's tensor at that position is {_fmt(b)}.\n  hint: "
+                                      f"create the layers in __init__ in the same order as the reference (branch by "
+                                      f"branch).")
+            raise CheckFailed(f"{what} has {len(dst_shapes)} weight tensors, the reference {len(src)}.\n  hint: a "
+                              f"layer (or a bias) is missing or extra.")
+        load = {"by_order": [v.detach().clone() for v in src.values()]}
+    try:
+        run = remote.request(block, "run", x=x, train=train, **load)
+    except remote.RemoteError as err:
+        raise CheckFailed(f"{what} fails on an input of shape {_fmt(x.shape)}: {err.ename}: "
+                          f"{(str(err).splitlines() or [''])[0]}") from None
+    out = run.get("out") if isinstance(run, dict) else None
+    reference.train(train)
+    with torch.no_grad():
+        _, ref_out = _trace(reference, x)
+    if not isinstance(out, torch.Tensor) or out.shape != ref_out.shape:
+        raise CheckFailed(f"{what} returns {_fmt(getattr(out, 'shape', None))}, expected {_fmt(ref_out.shape)}.")
+    diff = (out.float() - ref_out).abs().max().item() if out.numel() else 0.0
+    if diff <= atol:
+        if train:
+            mine_stats = [s for s in run.get("stats", []) if isinstance(s, list) and len(s) == 3]
+            ref_stats = [m for m in reference.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+            if len(mine_stats) != len(ref_stats):
+                raise CheckFailed(f"{what} has {len(mine_stats)} BatchNorm layers, the reference {len(ref_stats)}.")
+            for (name, mean, var), b in zip(mine_stats, ref_stats):
+                for stat, sa in (("running_mean", mean), ("running_var", var)):
+                    sb = getattr(b, stat)
+                    if not isinstance(sa, torch.Tensor) or sa.shape != sb.shape or not torch.allclose(sa, sb, atol=atol):
+                        raise CheckFailed(f"after one training-mode forward pass, the {stat} of '{name}' in {what} "
+                                          f"differs from the reference's.\n  hint: use nn.BatchNorm2d with its "
+                                          f"defaults (momentum 0.1, running statistics on), once per forward pass.")
+        return
+    _explain_difference(run.get("layers", []), _activations(reference, x), run.get("children", []),
+                        _branch_outputs(reference, x), what, atol, diff)
+
+
+def _explain_difference(mine_layers, ref_layers, mine_children, ref_children, what, atol, diff) -> None:
+    pairs = [(p[0], p[1]) for p in mine_layers if isinstance(p, (list, tuple)) and len(p) == 2
+             and isinstance(p[1], torch.Tensor)]
+    for (name, a), (_, b) in zip(pairs, ref_layers):
+        if a.shape != b.shape:
+            raise CheckFailed(f"with the reference's weights, '{name}' in {what} outputs {_fmt(a.shape)}, the "
+                              f"matching reference layer {_fmt(b.shape)}.\n  hint: check the order in which the "
+                              f"branches run and are concatenated.")
+        if (a - b).abs().max().item() > atol:
+            raise CheckFailed(f"with the reference's weights, {what} computes something else: the output of "
+                              f"'{name}' already differs (max difference {(a - b).abs().max().item():.3g}).\n  hint: "
+                              f"check what feeds this layer: the order of convolution, normalisation and ReLU, a "
+                              f"missing ReLU, or a pooling step.")
+    children = [(p[0], p[1]) for p in mine_children if isinstance(p, (list, tuple)) and len(p) == 2
+                and isinstance(p[1], torch.Tensor)]
+    if len(children) == len(ref_children):
+        for (name, a), (ref_name, b) in zip(children, ref_children):
+            if a.shape == b.shape and (a - b).abs().max().item() > atol:
+                raise CheckFailed(f"with the reference's weights, the output of '{name}' in {what} differs from the "
+                                  f"reference's '{ref_name}' (max difference {(a - b).abs().max().item():.3g}), "
+                                  f"although each of its layers computes the same.\n  hint: check the activation "
+                                  f"(ReLU) or pooling after its layers.")
+    raise CheckFailed(f"with the reference's weights, {what}'s output differs by up to {diff:.3g}, although every "
+                      f"layer's output matches.\n  hint: check how the branches are combined: the order of "
+                      f"torch.cat, a residual addition or its scale, and the final ReLU.")
+
+
+def vjp(fn: Callable, args: Sequence, kwargs: dict | None = None, upstream: torch.Tensor | None = None,
+        index: int | None = None):
+    """Call ``fn(*args, **kwargs)`` and backpropagate ``(output * upstream).sum()``.
+
+    ``index`` picks one element of a tuple output. Returns ``(output, grads)``: one entry per
+    tensor in ``args`` (in order, those inside tuples and lists included), its gradient if it
+    requires one, else None. The arguments themselves are not changed, so a test can compare
+    with PyTorch on the same inputs.
+    """
+    kwargs = kwargs or {}
+    if remote.is_remote(fn):
+        reply = remote.request(fn, "vjp", args=list(args), kwargs=kwargs, upstream=upstream, index=index)
+        if not isinstance(reply, dict) or not isinstance(reply.get("grads"), list):
+            raise CheckFailed("the grading kernel did not report the gradients")
+        return reply.get("out"), reply["grads"]
+    leaves: list = []
+
+    def fresh(a):
+        if isinstance(a, (tuple, list)):
+            return type(a)(fresh(v) for v in a)
+        if isinstance(a, torch.Tensor):
+            a = a.detach().clone().requires_grad_(True) if a.requires_grad else a
+            leaves.append(a)
+        return a
+
+    copies = [fresh(a) for a in args]
+    out = fn(*copies, **kwargs)
+    picked = out[index] if index is not None else out
+    if not isinstance(picked, torch.Tensor):
+        raise CheckFailed(f"expected a tensor, got a {type(picked).__name__}")
+    if picked.requires_grad:
+        (picked * (upstream if upstream is not None else torch.ones_like(picked))).sum().backward()
+    return out, [a.grad if a.requires_grad else None for a in leaves]
+
+
+def count_calls(fn: Callable, names: Iterable[str]) -> dict:
+    """Call ``fn()`` once and count how often it calls each of the notebook's functions ``names``."""
+    names = list(names)
+    if remote.is_remote(fn):
+        counts = remote.request(fn, "count_calls", names=names)
+        if not isinstance(counts, dict) or not all(type(v) is int for v in counts.values()):
+            raise CheckFailed("the grading kernel did not count the calls")
+        return counts
+    scope = fn.__globals__
+    counts = dict.fromkeys(names, 0)
+    originals = {n: scope[n] for n in names if n in scope}
+
+    def counting(name, original):
+        def wrapped(*args, **kwargs):
+            counts[name] += 1
+            return original(*args, **kwargs)
+        return wrapped
+
+    try:
+        for n, original in originals.items():
+            scope[n] = counting(n, original)
+        fn()
+    finally:
+        scope.update(originals)
+    return counts
+
+
+def stage_shapes(net: nn.Module, input_size: Sequence[int], stages: Sequence[Sequence[int]], what: str) -> None:
+    """``net`` is an ``nn.Sequential`` of ``len(stages)`` modules whose outputs (batch left out) are ``stages``."""
+    if remote.is_remote(net):
+        reply = remote.request(net, "stages", size=[int(s) for s in input_size])
+        if not isinstance(reply, dict):
+            raise CheckFailed(f"the grading kernel did not run {what} stage by stage")
+        sequential, rows = reply.get("sequential") is True, reply.get("rows", [])
+        kind = str(reply.get("type", type_name(net)))
+    else:
+        sequential, rows, kind = isinstance(net, nn.Sequential), [], type(net).__name__
+        if sequential:
+            x = torch.empty(tuple(input_size), device="meta")
+            with torch.no_grad():
+                for child in meta_clone(net).eval():
+                    try:
+                        x = child(x)
+                        rows.append([type(child).__name__, list(x.shape)])
+                    except Exception as err:  # noqa: BLE001
+                        rows.append([type(child).__name__, f"{type(err).__name__}: {err}"])
+                        break
+    if not sequential:
+        raise CheckFailed(f"{what} should be an nn.Sequential of {len(stages)} modules; got a {kind}")
+    count = len(net)
+    if count != len(stages):
+        raise CheckFailed(f"{what} should be an nn.Sequential of {len(stages)} modules; it has {count}")
+    size = "x".join(map(str, input_size[2:]))
+    for i, (row, want) in enumerate(zip(rows, stages)):
+        name, shape = (str(row[0]), row[1]) if isinstance(row, list) and len(row) == 2 else ("?", None)
+        if isinstance(shape, str):
+            raise CheckFailed(f"module {i} of {what}, a {name}, fails at {size}: {shape}")
+        if not isinstance(shape, list) or tuple(shape[1:]) != tuple(want):
+            got = "x".join(map(str, shape[1:])) if isinstance(shape, list) else "nothing"
+            raise CheckFailed(f"module {i} of {what}, a {name}, outputs {got} at {size}; the lecture's table says "
+                              f"{'x'.join(map(str, want))}")
+
+
+def _static_use(sources: Sequence[str], name: str, names: set) -> str | None:
+    """Does the definition of ``name`` in the submitted cells use any of ``names``?
+
+    Read from the source, in the grader: an attribute (``F.batch_norm``), a keyword argument
+    (``label_smoothing=``), a name not defined by the submission, or a string constant (as in
+    ``getattr(F, "batch_norm")``); the submission's own functions it uses are followed.
+    """
+    import ast
+
+    defs: dict[str, list] = {}
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defs.setdefault(node.name, []).append(node)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                    for leaf in ast.walk(target):
+                        if isinstance(leaf, ast.Name):
+                            defs.setdefault(leaf.id, []).append(node)
+    todo, seen = [name], set()
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in defs:
+            continue
+        seen.add(current)
+        for node in defs[current]:
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Attribute) and sub.attr in names and not (
+                        isinstance(sub.value, ast.Name) and sub.value.id == "self"):
+                    return sub.attr
+                if isinstance(sub, ast.keyword) and sub.arg in names:
+                    return sub.arg
+                if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and sub.value in names:
+                    return sub.value
+                if isinstance(sub, ast.Name) and sub.id != current:
+                    if sub.id in defs:
+                        todo.append(sub.id)
+                    elif sub.id in names:
+                        return sub.id
+    return None

@@ -66,10 +66,11 @@ class Trace:
     # op id -> the parameter and buffer tensors it read, in argument order; only for a trace
     # made in this process (never serialised), so checks can pair weights by dataflow
     tensors: dict = field(default_factory=dict, repr=False, compare=False)
+    output_shapes: list = field(default_factory=list, compare=False)   # of each output (None: not a tensor)
 
     def to_json(self) -> str:
         return json.dumps({"ops": [vars(o) for o in self.ops], "output": self.output,
-                           "input_shape": self.input_shape})
+                           "input_shape": self.input_shape, "output_shapes": self.output_shapes})
 
     @classmethod
     def from_json(cls, text: str | dict) -> "Trace":
@@ -85,7 +86,9 @@ class Trace:
                     inputs=[int(i) for i in raw.get("inputs", [])], shape=[int(s) for s in raw.get("shape", [])],
                     params=[str(p) for p in raw.get("params", [])], weights=int(raw.get("weights", 0)))
             ops.append(op)
-        return cls(ops, [int(i) for i in data.get("output", [])], [int(s) for s in data.get("input_shape", [])])
+        shapes = [None if sh is None else [int(v) for v in sh] for sh in data.get("output_shapes", [])[:64]]
+        return cls(ops, [int(i) for i in data.get("output", [])], [int(s) for s in data.get("input_shape", [])],
+                   output_shapes=shapes)
 
     def by_id(self) -> dict[int, Op]:
         return {o.id: o for o in self.ops}
@@ -236,7 +239,8 @@ def _trace(module: nn.Module, x: torch.Tensor, train: bool, params: dict[int, st
         module.train(was_training)
     outs = out if isinstance(out, (tuple, list)) else [out]
     ids = [recorder.nodes.get(id(o), -2) if isinstance(o, torch.Tensor) else -2 for o in outs]
-    return Trace(recorder.ops, ids, list(x.shape), recorder.tensors)
+    shapes = [list(o.shape) if isinstance(o, torch.Tensor) else None for o in outs]
+    return Trace(recorder.ops, ids, list(x.shape), recorder.tensors, shapes)
 
 
 def trace_shapes(module: nn.Module, input_size: Sequence[int], train: bool = True) -> Trace:

@@ -195,24 +195,7 @@ for _name, _got, _want in zip(("conv1", "conv2", "conv3", "conv4", "conv5", "fc6
 assert all(type(_c) is int for _c in _result), "alexnet_layer_params() should return Python ints"
 
 # the counts must come from the student's own formulas, not from typed-in numbers
-_globals = alexnet_layer_params.__globals__
-_calls = {"conv_params": 0, "conv_output_size": 0}
-
-
-def _counting(_name, _fn):
-    def _wrapped(*args, **kwargs):
-        _calls[_name] += 1
-        return _fn(*args, **kwargs)
-    return _wrapped
-
-
-_originals = {_name: _globals[_name] for _name in _calls}
-try:
-    for _name, _fn in _originals.items():
-        _globals[_name] = _counting(_name, _fn)
-    alexnet_layer_params()
-finally:
-    _globals.update(_originals)
+_calls = checks.count_calls(alexnet_layer_params, ["conv_params", "conv_output_size"])
 assert _calls["conv_params"] >= 5 and _calls["conv_output_size"] >= 8, (
     f"alexnet_layer_params() called conv_params {_calls['conv_params']} times and conv_output_size "
     f"{_calls['conv_output_size']} times; compute the 5 convolutions with conv_params and follow the 5 "

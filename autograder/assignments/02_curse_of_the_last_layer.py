@@ -196,24 +196,24 @@ def _reference_model(num_classes):
 assert isinstance(getattr(model, "head", None), nn.Module) and isinstance(getattr(model, "features", None), nn.Module), \
     "vgg16_with_gap_head should return nn.Sequential(OrderedDict(features=..., head=...))"
 assert isinstance(model.head, ConvGAPHead), \
-    f"the head of your VGG16 is a {type(model.head).__name__}; use your ConvGAPHead(512, num_classes)"
+    f"the head of your VGG16 is a {checks.type_name(model.head)}; use your ConvGAPHead(512, num_classes)"
 checks.not_reference(model.head, what="the head of your VGG16")
 for _classes, _model in ((1000, vgg16_with_gap_head(1000)), (10, model)):
-    _profile = zoolib.profile(_model, (1, 3, 224, 224))
     _want = 14_714_688 + 512 * _classes + _classes
-    assert _profile.total_params == _want, (
-        f"vgg16_with_gap_head({_classes}) has {_profile.total_params:,} parameters, expected 14,714,688 (trunk) "
+    _total = checks.param_count(_model)
+    assert _total == _want, (
+        f"vgg16_with_gap_head({_classes}) has {_total:,} parameters, expected 14,714,688 (trunk) "
         f"+ 512*{_classes} + {_classes} (head) = {_want:,}\n  hint: the trunk is VGG16's features alone, the head "
-        f"a 1x1 convolution; the trunk has {sum(p.numel() for p in _model.features.parameters()):,}, the head "
-        f"{sum(p.numel() for p in _model.head.parameters()):,}")
-    assert tuple(_profile.rows[0].out_shape) == (1, _classes), \
-        f"vgg16_with_gap_head({_classes}) returns {_profile.rows[0].out_shape} for one 224x224 image, expected (1, {_classes})"
+        f"a 1x1 convolution; the trunk has {checks.param_count(_model.features):,}, the head "
+        f"{checks.param_count(_model.head):,}")
+    checks.expect_shape(_model, (1, 3, 224, 224), (1, _classes),
+                        what=f"vgg16_with_gap_head({_classes}) on one 224x224 image")
     _reference = _reference_model(_classes)
     checks.same_structure(_model, _reference, (1, 3, 224, 224), what=f"vgg16_with_gap_head({_classes})")
     checks.expect_shape(_model, (2, 3, 64, 64), (2, _classes), what=f"vgg16_with_gap_head({_classes}) on 64x64 images",
                         reference=_reference)
     checks.same_structure(_model, _reference, (1, 3, 100, 64), what=f"vgg16_with_gap_head({_classes}) on a 100x64 image")
-    del _model, _profile
+    del _model
 torch.manual_seed(1)
 checks.same_function(model, _reference, torch.randn(1, 3, 32, 32), what="vgg16_with_gap_head(10) (batch 1, 32x32)")
 ### END HIDDEN TESTS

@@ -145,12 +145,13 @@ for _shape in ((6, 5), (3, 4, 3, 2)):
     _g = (torch.rand(_pshape) + 0.5).requires_grad_()
     _b = torch.randn(_pshape).requires_grad_()
     _w = torch.randn(_shape)
-    (batch_norm(_X, _g, _b, torch.zeros(_pshape), torch.ones(_pshape), 1e-5, 0.1, True)[0] * _w).sum().backward()
+    _, _grads = checks.vjp(batch_norm, (_X, _g, _b, torch.zeros(_pshape), torch.ones(_pshape), 1e-5, 0.1, True),
+                           upstream=_w, index=0)
     _Xr, _gr, _br = (t.detach().clone().requires_grad_() for t in (_X, _g, _b))
     (F.batch_norm(_Xr, None, None, _gr.flatten(), _br.flatten(), training=True) * _w).sum().backward()
-    for _name, _mine, _theirs in (("X", _X, _Xr), ("gamma", _g, _gr), ("beta", _b, _br)):
-        assert _mine.grad is not None, f"no gradient reaches {_name}: avoid .detach() and .data on the way to Y"
-        assert torch.allclose(_mine.grad, _theirs.grad, atol=1e-4), (
+    for _name, _mine, _theirs in (("X", _grads[0], _Xr), ("gamma", _grads[1], _gr), ("beta", _grads[2], _br)):
+        assert _mine is not None, f"no gradient reaches {_name}: avoid .detach() and .data on the way to Y"
+        assert torch.allclose(_mine, _theirs.grad, atol=1e-4), (
             f"the gradient of {_name} differs from PyTorch's batch norm (input of shape {_shape}).\n  hint: compute "
             f"the batch mean and variance from X itself, inside the graph; only the moving statistics are computed "
             f"without gradients")
@@ -228,7 +229,7 @@ for _dims, _features, _batch in ((2, 6, 8), (4, 6, 4), (2, 1, 5), (4, 16, 2), (2
                              batch=_batch, what=f"your BatchNorm({_features}, num_dims={_dims})")
 
 _layer = BatchNorm(4, num_dims=2)
-_layer(torch.randn(6, 4, requires_grad=True)).sum().backward()
+checks.vjp(_layer, (torch.randn(6, 4, requires_grad=True),))  # one training step, then backpropagation
 assert not _layer.moving_mean.requires_grad and not _layer.moving_var.requires_grad, (
     "after a training step the moving statistics require gradients.\n  hint: compute them inside torch.no_grad() "
     "(or detach them): backpropagation does not train them")

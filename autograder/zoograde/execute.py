@@ -49,6 +49,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Bool, Dict, Float, Integer, List, Unicode
 
 from zoograde import sandbox as _sandbox
+from zoograde.judge import Judge
 
 NOTES_KEY = "zoograde"
 # The grader's notes on one notebook, where no kernel can write: {root}/.zoograde/notes/<assignment>/<student>/.
@@ -134,6 +135,8 @@ class GuardedExecute(Execute):
                    "(ZOOGRADE_SANDBOX=0, zoo-grade --no-sandbox)").tag(config=True)
     max_processes = Integer(64, help="processes and threads the notebook may have at once").tag(config=True)
     copy_back_mb = Integer(64, help="files the notebook wrote that are kept in autograded/, in MiB").tag(config=True)
+    judge = Bool(True, help="run test cells in the grader's process against the kernel's objects "
+                            "(zoograde.judge); off: in the kernel, as nbgrader does").tag(config=True)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
@@ -198,6 +201,7 @@ class GuardedExecute(Execute):
 
     async def _run_notebook(self) -> None:
         ran: list[int] = []            # cells to replay after a restart
+        self._judge = Judge(self, self.nb.cells) if self.judge else None
         alive = await self._start()
         for index, cell in enumerate(self.nb.cells):
             if cell.cell_type != "code" or not cell.source.strip():
@@ -213,6 +217,19 @@ class GuardedExecute(Execute):
                 self._note(f"{label} was not run: the notebook had used up its {self.notebook_timeout:.0f} s")
                 continue
             test = utils.is_grade(cell) and not utils.is_solution(cell)
+            if test and self._judge is not None:
+                gone = await self._judge.run(cell, time.monotonic() + min(self._base_timeout or float("inf"),
+                                                                         remaining))
+                if gone is not None:
+                    ename, evalue = (gone.ename, gone.evalue) if isinstance(gone, _KernelGone) else (
+                        "KernelDied", str(gone))
+                    if ename == "CellTimeout":
+                        evalue = (f"this test was stopped after {min(self._base_timeout or remaining, remaining):.0f} "
+                                  f"s, the limit for one cell: your code did not answer (an infinite loop?)")
+                    self._fail(cell, ename, evalue)
+                    self._note(f"{label}: {evalue}")
+                    alive = await self._restart(ran)
+                continue
             try:
                 if test and self.guard:
                     await self._check_kernel("pre", cell, label)
@@ -231,6 +248,11 @@ class GuardedExecute(Execute):
                 alive = await self._restart(ran)
                 continue
             ran.append(index)
+            if self._judge is not None and utils.is_locked(cell) and not utils.is_grade(cell) \
+                    and not utils.is_solution(cell):
+                failed = self._judge.setup(cell)
+                if failed:
+                    self._note(f"the grader could not run {label} itself ({failed}); tests that need it fail")
         await self._stop()
 
     async def _execute(self, cell, index: int, remaining: float) -> None:
@@ -319,6 +341,8 @@ class GuardedExecute(Execute):
                 km.zoograde_cgroup = ""
 
     async def _restart(self, replay: list[int]) -> bool:
+        if getattr(self, "_judge", None) is not None:
+            self._judge.forget_kernel()
         await self._stop()
         self.km = None
         self.kc = None
@@ -481,9 +505,11 @@ class GuardedExecute(Execute):
         if target:
             try:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
+                judged = getattr(self, "_judge", None)
                 with open(target + ".tmp", "w") as f:
-                    json.dump({"notes": self._notes, "seconds": round(seconds, 2), "sandbox": self.sandbox}, f,
-                              indent=1)
+                    json.dump({"notes": self._notes, "seconds": round(seconds, 2), "sandbox": self.sandbox,
+                               "judge": None if judged is None else {"seconds": round(judged.seconds, 3),
+                                                                     "requests": judged.requests}}, f, indent=1)
                 os.replace(target + ".tmp", target)
             except OSError:
                 pass

@@ -58,6 +58,7 @@ def preload(threads: int | None = None) -> None:
     import torch.nn.functional  # noqa: F401
     import zoolib  # noqa: F401
     import zoolib.checks  # noqa: F401
+    import zoolib.probe  # noqa: F401  (answers the judge)
     import zoolib.profiler  # noqa: F401
     from ipykernel.kernelapp import IPKernelApp  # noqa: F401
 

@@ -131,6 +131,9 @@ def _imports(tree: ast.AST, aliases: dict[str, str]) -> list[tuple[ast.AST, str]
     return found
 
 
+_GRADING = ("zoolib.probe", "zoolib.remote", "zoolib.wire", "zoograde")
+
+
 def analyse(source: str, cell: str = "", aliases: dict[str, str] | None = None,
             allowed: Iterable[str] = ()) -> list[Finding]:
     """Findings for one cell's source; ``aliases`` carries imports over from earlier cells (and is updated)."""
@@ -158,6 +161,9 @@ def analyse(source: str, cell: str = "", aliases: dict[str, str] | None = None,
             add(node, "reference", path, f"imports the reference {_shown(path)}")
         if path.split(".")[0] in _DYNAMIC_MODULES:
             add(node, "review", path, f"imports {path}, which can load or run code the analysis cannot follow")
+        if any(path == g or path.startswith(g + ".") for g in _GRADING):
+            add(node, "review", path, f"imports {path}, part of the grading machinery (the kernel's answers "
+                                      f"to the grader): no points depend on it, but look at what the cell does")
     for node in ast.walk(tree):
         if isinstance(node, (ast.Attribute, ast.Name)) and isinstance(getattr(node, "ctx", None), ast.Load):
             path = _dotted(node, aliases)
@@ -194,16 +200,26 @@ def analyse(source: str, cell: str = "", aliases: dict[str, str] | None = None,
     return sorted(out, key=lambda f: (f.line, f.name))
 
 
+ADDED = "added cell"   # the cell id of a finding in a cell the student added (no grading metadata)
+
+
+def _given(meta: dict) -> bool:
+    """The course's own setup code: locked, neither an answer nor a test (nbgrader restores its source)."""
+    return bool(meta.get("locked")) and not meta.get("solution") and not meta.get("grade")
+
+
 def analyse_notebook(cells: list[dict], answer_ids: set[str], allowed: Iterable[str] = ()) -> list[Finding]:
-    """Findings in the answer cells of a notebook, given as nbformat cell dicts in order.
+    """Findings in the answer cells and the student's own added cells, given as nbformat cell dicts in order.
 
     Every code cell's imports are followed (a given cell's ``import zoolib`` makes
-    ``zoolib.models...`` resolvable in an answer below it), but only answer cells are judged;
-    whatever the given cells import is allowed.
+    ``zoolib.models...`` resolvable in an answer below it). Answer cells and cells the student
+    added are judged (an added cell's findings carry the cell id ``"added cell N"``); whatever the
+    course's locked setup cells import is allowed. Test cells are the instructor's and not read.
     """
     aliases: dict[str, str] = {}
     allowed = set(allowed)
     findings: list[Finding] = []
+    added = 0
     for cell in cells:
         if cell.get("cell_type") != "code":
             continue
@@ -211,6 +227,12 @@ def analyse_notebook(cells: list[dict], answer_ids: set[str], allowed: Iterable[
         source = "".join(source) if isinstance(source, list) else str(source)
         meta = (cell.get("metadata") or {}).get("nbgrader") or {}
         gid = meta.get("grade_id", "")
+        if meta.get("grade") and not meta.get("solution"):
+            continue  # a test cell: the instructor's code
+        if gid not in answer_ids and not _given(meta):
+            added += 1
+            gid = f"{ADDED} {added}"
+            answer_ids = answer_ids | {gid}
         # IPython magics and shell escapes are not Python: blank them (they are flagged apart)
         lines = []
         for line in source.splitlines():
@@ -292,17 +314,27 @@ class JudgeReuse(_Base):
         for f in findings:
             if f.kind == "reference":
                 reused.setdefault(f.cell, []).append(f)
-        current = None
+        current, added, since = None, 0, []   # an added cell's reuse counts against every test after it
         for cell in nb.cells:
             meta = cell.get("metadata", {}).get("nbgrader", {})
+            if cell.cell_type != "code":
+                continue
             if meta.get("solution"):
                 current = meta.get("grade_id")
-            elif meta.get("grade") and cell.cell_type == "code" and current in reused:
-                first = reused[current][0]
-                message = (f"the answer in '{current}' reuses the course's reference code (line {first.line}: "
+            elif meta.get("grade"):
+                if current in reused:
+                    first, where = reused[current][0], f"the answer in '{current}'"
+                elif since:
+                    first, where = since[0], f"a cell you added ({since[0].cell})"
+                else:
+                    continue
+                message = (f"{where} reuses the course's reference code (line {first.line}: "
                            f"{first.text}), so this test earns no points: the exercise is to write the block "
                            f"yourself.")
                 cell.outputs = list(cell.get("outputs", [])) + [
                     new_output("error", ename="ReferenceReused", evalue=message, traceback=[f"ReferenceReused: {message}"])]
+            elif not _given(meta):
+                added += 1
+                since += reused.get(f"{ADDED} {added}", [])
         nb.metadata.setdefault("zoograde", {})["review"] = [f.as_dict() for f in findings if f.kind == "review"]
         return nb, resources
