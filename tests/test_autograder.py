@@ -26,6 +26,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = ROOT / "autograder"
 ASSIGNMENTS = sorted(p.stem for p in (COURSE / "assignments").glob("*.py"))
+# one fixture grades every case of every assignment: minutes, more on a loaded machine
+pytestmark = pytest.mark.timeout(1800)
 if os.environ.get("ZOO_ASSIGNMENTS"):  # while writing an assignment: grade only that one
     ASSIGNMENTS = [a for a in ASSIGNMENTS if a in os.environ["ZOO_ASSIGNMENTS"].split(",")]
 BIN = Path(sys.executable).parent

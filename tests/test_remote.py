@@ -66,6 +66,12 @@ def kernel():
     return channel
 
 
+def test_seeded_weights_are_the_same_bits_and_in_range():
+    a, b = wire.seeded([64, 3, 3], 12345, -0.2, 0.5), wire.seeded([64, 3, 3], 12345, -0.2, 0.5)
+    assert torch.equal(a, b) and a.dtype == torch.float32 and a.min() >= -0.2 and a.max() <= 0.5
+    assert not torch.equal(a, wire.seeded([64, 3, 3], 12346, -0.2, 0.5))
+
+
 def test_tensors_and_plain_values_cross_exactly():
     for value in (3, 2.5, "text", None, True, [1, (2, 3)], {"a": [1.5]}):
         assert wire.decode(json.loads(json.dumps(wire.encode(value)))) == value
@@ -134,7 +140,7 @@ def test_a_wrong_block_is_told_the_same_as_in_a_notebook(kernel):
 
 
 def test_an_agreeable_int_and_a_forbidden_keyword_are_caught(kernel):
-    with pytest.raises(checks.CheckFailed, match="object of type Agreeable"):
+    with pytest.raises(checks.CheckFailed, match=r"object of type Agreeable \(a subclass of int\)"):
         checks.function_matches(kernel.lookup("agreeable"), lambda: 0, [()])
     with pytest.raises(checks.CheckFailed, match="label_smoothing"):  # read from the source, in the grader
         checks.does_not_call(kernel.lookup("loss"), {"label_smoothing"}, what="loss", why="")
@@ -169,7 +175,8 @@ def _trace_of(model, x) -> tuple[dict, dict]:
     from zoolib import dataflow
 
     t = dataflow.trace(model, x, train=False)
-    return json.loads(t.to_json()), {str(k): [list(v.shape) for v in ts] for k, ts in t.tensors.items()}
+    return json.loads(t.to_json()), {str(k): [[list(v.shape), str(v.dtype).removeprefix("torch.")] for v in ts]
+                                     for k, ts in t.tensors.items()}
 
 
 @pytest.mark.parametrize("answer", [

@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from . import remote
+from . import remote, wire
 from .profiler import meta_clone
 from .remote import type_name
 
@@ -622,9 +622,11 @@ def _plain_value(value, what: str):
     if kind.__module__ == "numpy" and hasattr(value, "item") and getattr(value, "shape", None) == ():
         return value.item()
     if remote.is_remote(value):
-        raise CheckFailed(f"{what} returned an object of type {type_name(value)}; return a plain Python value.")
-    bases = [b.__name__ for b in kind.__mro__[1:] if b in _PLAIN]
-    raise CheckFailed(f"{what} returned an object of type {kind.__name__}" +
+        plain = {b.__name__ for b in _PLAIN}
+        bases = [q for m, q in remote.mro_of(value)[1:] if m == "builtins" and q in plain]
+    else:
+        bases = [b.__name__ for b in kind.__mro__[1:] if b in _PLAIN]
+    raise CheckFailed(f"{what} returned an object of type {type_name(value)}" +
                       (f" (a subclass of {bases[0]})" if bases else "") +
                       f"; return a plain {bases[0] if bases else 'Python value'}.")
 
@@ -828,20 +830,28 @@ def _expect_shape_remote(block, input_size, expected, what: str, reference) -> N
 def _same_function_remote(block, reference: nn.Module, x: torch.Tensor, what: str, atol: float, train: bool) -> None:
     from . import dataflow
 
-    with torch.no_grad():
-        ref_trace = dataflow.trace(reference, x, train=False)
-    mine, reply = _remote_trace(block, what, x=x, train=False)
+    ref_trace = _dataflow(reference, tuple(x.shape))
+    mine, reply = _remote_trace(block, what, size=list(x.shape), train=False, keep=True)
     load: dict = {}
-    if mine is not None and not dataflow.compare(mine, ref_trace):
+    if mine is not None and ref_trace is not None and not dataflow.compare(mine, ref_trace):
+        # the same weights on both sides: each tensor filled from a seed the kernel is sent, not the tensor
         read = reply.get("read") if isinstance(reply.get("read"), dict) else {}
-        by_op = {}
-        for s_op, r_op in dataflow.pair(mine, ref_trace):
-            theirs = ref_trace.tensors.get(r_op, [])
-            shapes = read.get(str(s_op))
-            if not isinstance(shapes, list) or [list(t.shape) for t in theirs] != shapes:
-                by_op = None
-                break
-            by_op[str(s_op)] = [t.detach().clone() for t in theirs]
+        by_op: dict | None = {}
+        seeds = torch.randint(0, 2**62, (1,)).item()
+        with torch.no_grad():
+            for s_op, r_op in dataflow.pair(mine, ref_trace):
+                theirs = ref_trace.tensors.get(r_op, [])
+                if read.get(str(s_op)) != [[list(t.shape), str(t.dtype).removeprefix("torch.")] for t in theirs] \
+                        or any(not t.is_floating_point() for t in theirs):
+                    by_op = None
+                    break
+                sent = []
+                for t in theirs:
+                    seeds += 1
+                    low, high = (float(t.min()), float(t.max())) if t.numel() else (0.0, 0.0)
+                    t.copy_(wire.seeded(list(t.shape), seeds, low, high, str(t.dtype).removeprefix("torch.")))
+                    sent.append([seeds, low, high])
+                by_op[str(s_op)] = sent
         if by_op:
             load = {"by_op": by_op}
     if not load:  # not the same graph: pair the state_dict entries in order, as the local check does
@@ -887,7 +897,10 @@ def _same_function_remote(block, reference: nn.Module, x: torch.Tensor, what: st
                                           f"differs from the reference's.\n  hint: use nn.BatchNorm2d with its "
                                           f"defaults (momentum 0.1, running statistics on), once per forward pass.")
         return
-    _explain_difference(run.get("layers", []), _activations(reference, x), run.get("children", []),
+    # what each layer computed, for the message: the same weights again, watched this time
+    watched = remote.request(block, "run", x=x, train=train, watch=True, **load)
+    watched = watched if isinstance(watched, dict) else {}
+    _explain_difference(watched.get("layers", []), _activations(reference, x), watched.get("children", []),
                         _branch_outputs(reference, x), what, atol, diff)
 
 

@@ -170,10 +170,11 @@ def _trace(ns, req):
         else:
             with torch.no_grad():
                 t = dataflow.trace(module, x, train=train)
-            _traced[req["id"]] = t.tensors
         result["trace"] = json.loads(t.to_json())
-        if x is not None:
-            result["read"] = {str(k): [list(v.shape) for v in tensors] for k, tensors in t.tensors.items()}
+        if req.get("keep"):  # the tensors each operation read (the real ones), for a later "run" to fill
+            _traced[req["id"]] = t.tensors
+            result["read"] = {str(k): [[list(v.shape), str(v.dtype).removeprefix("torch.")] for v in tensors]
+                              for k, tensors in t.tensors.items()}
         used = {id(v) for tensors in t.tensors.values() for v in tensors}
         result["unused"] = [[name, type(m).__name__, sum(p.numel() for p in m.parameters(recurse=False))]
                             for name, m in module.named_modules()
@@ -214,14 +215,17 @@ def _layers_run(module: nn.Module, size) -> dict:
 
 def _load(module: nn.Module, number: int, req: dict) -> None:
     with torch.no_grad():
-        if "by_op" in req:  # {op id: tensors}, in the order the last trace of this module read them
+        if "by_op" in req:  # {op id: [[seed, low, high], ...]}, in the order the last trace of this module read them
             read = _traced.get(number, {})
-            for op, tensors in _dec(req["by_op"]).items():
+            by_op = req["by_op"]
+            if not isinstance(by_op, dict):
+                raise ValueError("by_op maps operations to seeds")
+            for op, seeds in by_op.items():
                 mine = read.get(int(op), [])
-                if len(mine) != len(tensors):
-                    raise ValueError(f"operation {op} read {len(mine)} tensors, {len(tensors)} were sent")
-                for a, b in zip(mine, tensors):
-                    a.copy_(b)
+                if not isinstance(seeds, list) or len(mine) != len(seeds):
+                    raise ValueError(f"operation {op} read {len(mine)} tensors, {len(seeds)} were sent")
+                for a, (seed, low, high) in zip(mine, seeds):
+                    a.copy_(wire.seeded(list(a.shape), seed, low, high, str(a.dtype).removeprefix("torch.")))
         elif "by_order" in req:  # the state_dict, entry by entry
             state = module.state_dict()
             values = _dec(req["by_order"])
@@ -239,8 +243,10 @@ def _run(ns, req):
     _load(module, number, req)
     x = _dec(req["x"])
     module.train(bool(req.get("train", False)))
-    watched = [("layer", n, m) for n, m in module.named_modules() if isinstance(m, _LAYERS)]
-    watched += [("child", n, m) for n, m in module.named_children() if any(True for _ in m.parameters())]
+    watched = []
+    if req.get("watch"):  # every layer's and child's output, for a diagnosis
+        watched = [("layer", n, m) for n, m in module.named_modules() if isinstance(m, _LAYERS)]
+        watched += [("child", n, m) for n, m in module.named_children() if any(True for _ in m.parameters())]
     seen: dict[tuple, torch.Tensor] = {}
     handles = []
     for role, name, m in watched:

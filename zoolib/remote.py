@@ -203,7 +203,7 @@ def is_remote(obj) -> bool:
 def request(obj: RemoteObject, op: str, **fields) -> Any:
     """One request about ``obj`` (see :mod:`zoolib.probe` for the operations); tensors and stand-ins are sent as such."""
     channel = object.__getattribute__(obj, "_channel")
-    sent = {k: (channel.send(v) if k in ("x", "upstream", "by_op", "by_order", "values") else v)
+    sent = {k: (channel.send(v) if k in ("x", "upstream", "by_order", "values") else v)
             for k, v in fields.items()}
     if "args" in fields:
         sent["args"] = [channel.send(a) for a in fields["args"]]
@@ -215,6 +215,13 @@ def request(obj: RemoteObject, op: str, **fields) -> Any:
 def sources_of(obj: RemoteObject) -> list:
     """The submitted cells' source, as the grader read it from the notebook (for static checks)."""
     return list(getattr(object.__getattribute__(obj, "_channel"), "sources", []))
+
+
+def mro_of(obj: RemoteObject) -> list[tuple[str, str]]:
+    """(module, qualified name) of each class of the object's type, as the kernel reported them."""
+    mro = object.__getattribute__(obj, "_info").get("mro")
+    return [tuple(e) for e in mro[:64] if isinstance(e, list) and len(e) == 2 and all(isinstance(x, str) for x in e)] \
+        if isinstance(mro, list) else []
 
 
 def type_name(obj) -> str:

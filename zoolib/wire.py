@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["encode", "decode", "WireError", "MAX_ITEMS", "MAX_BYTES"]
+__all__ = ["encode", "decode", "seeded", "WireError", "MAX_ITEMS", "MAX_BYTES"]
 
 MAX_ITEMS = 10_000            # elements of one list, dict or iterator
 MAX_BYTES = 64 << 20          # bytes of tensor data in one message
@@ -139,3 +139,16 @@ def _decode_tensor(body: Any, budget: list) -> torch.Tensor:
     if body.get("grad") is True and t.is_floating_point():
         t.requires_grad_(True)
     return t
+
+
+def seeded(shape, seed: int, low: float, high: float, dtype: str = "float32") -> torch.Tensor:
+    """Values uniform in [low, high] from ``seed``: the same bits in the grader and in the kernel.
+
+    The grader gives the reference and the student's block the same weights by sending a seed
+    and a range per tensor instead of the tensor (PyTorch's CPU generator is deterministic).
+    """
+    if dtype not in _DTYPES or not all(type(s) is int and s >= 0 for s in shape) or len(shape) > 8:
+        raise WireError("a seeded tensor has a known dtype and a shape of non-negative integers")
+    g = torch.Generator().manual_seed(int(seed))
+    values = torch.rand(tuple(shape), generator=g, dtype=torch.float64) * (float(high) - float(low)) + float(low)
+    return values.to(_DTYPES[dtype])
