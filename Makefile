@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup sandbox postgres browser test test-gpu book bench clean-book
+.PHONY: help setup sandbox postgres browser test test-gpu book bench generate clean-book
 
 help:
 	@echo "make setup     - create/update $(VENV) (idempotent)"
@@ -14,6 +14,7 @@ help:
 	@echo "make book      - build the rendered book into _build/html (cached execution)"
 	@echo "make bench     - zoolib vs torchvision/timm throughput, grading speed (nbgrader vs zoograde.batch), similarity of 300"
 	@echo "make test-gpu  - every chapter in full mode on CUDA, then the bench on the GPU"
+	@echo "make generate  - rewrite every generated file (assignment notebooks, the book's student pages)"
 
 setup: $(STAMP) sandbox
 
@@ -69,6 +70,13 @@ test-gpu: setup
 	  --nbval-lax --nbval-cell-timeout=3600 -p no:cacheprovider
 	$(BIN)/python -m zoolib.runs results/full-mode.jsonl
 	$(BIN)/python -m zoolib.bench --device cuda --csv results/bench-cuda.csv
+
+# Generated files, all committed: autograder/assignments/<name>.py -> autograder/source/<name>/<name>.ipynb
+# (zoograde.sources) -> the student version in book/assignments/<name>.ipynb (zoograde.pages). The tests
+# fail with "run `make generate`" when one is stale.
+generate: setup
+	cd autograder && ../$(BIN)/python -m zoograde.sources
+	cd autograder && ../$(BIN)/python -m zoograde.pages
 
 clean-book:
 	rm -rf _build

@@ -72,7 +72,7 @@ def test_sources_are_built_from_the_assignment_files():
     for name in ASSIGNMENTS:
         expected = nbformat.writes(sources.to_notebook(sources.parse((COURSE / "assignments" / f"{name}.py").read_text()))) + "\n"
         assert (COURSE / "source" / name / f"{name}.ipynb").read_text() == expected, \
-            f"source/{name} is stale: run `python -m zoograde.sources`"
+            f"source/{name} is stale: run `make generate`"
 
 
 def test_every_assignment_has_graded_blocks_and_cases():
@@ -197,7 +197,7 @@ def test_book_pages_are_the_student_versions():
     for name in ASSIGNMENTS:
         page = ROOT / "book" / "assignments" / f"{name}.ipynb"
         assert page.read_text() == nbformat.writes(pages.student_version(name)) + "\n", \
-            f"book/assignments/{name}.ipynb is stale: run `python -m zoograde.pages`"
+            f"book/assignments/{name}.ipynb is stale: run `make generate`"
         text = page.read_text()
         assert "HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text and "raise NotImplementedError()" in text
         # a downloaded page is a submission: the grader finds every answer and test by its grade id

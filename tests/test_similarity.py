@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("copydetect")
 from zoograde import cli, similarity, synthetic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
