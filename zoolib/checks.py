@@ -345,28 +345,8 @@ def same_function(block: nn.Module, reference: nn.Module, x: torch.Tensor, what:
         return
     # Pair the layers as their weights were paired (registration order) and report the first
     # whose output differs: layers before it in its branch still computed the right thing.
-    for (name, a), (_, b) in zip(_activations(block, x), _activations(reference, x)):
-        if a.shape != b.shape:
-            raise CheckFailed(f"with the reference's weights, '{name}' in {what} outputs {_fmt(a.shape)}, the "
-                              f"matching reference layer {_fmt(b.shape)}.\n  hint: check the order in which the "
-                              f"branches run and are concatenated.")
-        if (a - b).abs().max().item() > atol:
-            raise CheckFailed(f"with the reference's weights, {what} computes something else: the output of "
-                              f"'{name}' already differs (max difference {(a - b).abs().max().item():.3g}).\n  hint: "
-                              f"check what feeds this layer: the order of convolution, normalisation and ReLU, a "
-                              f"missing ReLU, or a pooling step.")
-    # Every layer computes the same: compare whole branches (children with weights, paired in order).
-    mine_children, ref_children = _branch_outputs(block, x), _branch_outputs(reference, x)
-    if len(mine_children) == len(ref_children):
-        for (name, a), (ref_name, b) in zip(mine_children, ref_children):
-            if a.shape == b.shape and (a - b).abs().max().item() > atol:
-                raise CheckFailed(f"with the reference's weights, the output of '{name}' in {what} differs from the "
-                                  f"reference's '{ref_name}' (max difference {(a - b).abs().max().item():.3g}), "
-                                  f"although each of its layers computes the same.\n  hint: check the activation "
-                                  f"(ReLU) or pooling after its layers.")
-    raise CheckFailed(f"with the reference's weights, {what}'s output differs by up to {diff:.3g}, although every "
-                      f"layer's output matches.\n  hint: check how the branches are combined: the order of "
-                      f"torch.cat, a residual addition or its scale, and the final ReLU.")
+    _explain_difference(_activations(block, x), _activations(reference, x), _branch_outputs(block, x),
+                        _branch_outputs(reference, x), what, atol, diff)
 
 
 def _branch_outputs(module: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
@@ -974,6 +954,11 @@ def count_calls(fn: Callable, names: Iterable[str]) -> dict:
         if not isinstance(counts, dict) or not all(type(v) is int for v in counts.values()):
             raise CheckFailed("the grading kernel did not count the calls")
         return counts
+    return _count_calls_here(fn, names)
+
+
+def _count_calls_here(fn: Callable, names: list) -> dict:
+    """count_calls on a function of this process (zoolib.probe calls it in the kernel)."""
     scope = fn.__globals__
     counts = dict.fromkeys(names, 0)
     originals = {n: scope[n] for n in names if n in scope}
@@ -1002,17 +987,7 @@ def stage_shapes(net: nn.Module, input_size: Sequence[int], stages: Sequence[Seq
         sequential, rows = reply.get("sequential") is True, reply.get("rows", [])
         kind = str(reply.get("type", type_name(net)))
     else:
-        sequential, rows, kind = isinstance(net, nn.Sequential), [], type(net).__name__
-        if sequential:
-            x = torch.empty(tuple(input_size), device="meta")
-            with torch.no_grad():
-                for child in meta_clone(net).eval():
-                    try:
-                        x = child(x)
-                        rows.append([type(child).__name__, list(x.shape)])
-                    except Exception as err:  # noqa: BLE001
-                        rows.append([type(child).__name__, f"{type(err).__name__}: {err}"])
-                        break
+        sequential, rows, kind = isinstance(net, nn.Sequential), _stage_rows(net, input_size), type(net).__name__
     if not sequential:
         raise CheckFailed(f"{what} should be an nn.Sequential of {len(stages)} modules; got a {kind}")
     count = len(net)
@@ -1027,6 +1002,23 @@ def stage_shapes(net: nn.Module, input_size: Sequence[int], stages: Sequence[Seq
             got = "x".join(map(str, shape[1:])) if isinstance(shape, list) else "nothing"
             raise CheckFailed(f"module {i} of {what}, a {name}, outputs {got} at {size}; the lecture's table says "
                               f"{'x'.join(map(str, want))}")
+
+
+def _stage_rows(net: nn.Module, input_size) -> list:
+    """[type name, output shape or the error] of each module of a Sequential on a meta input, up to a failure."""
+    rows: list = []
+    if not isinstance(net, nn.Sequential):
+        return rows
+    x = torch.empty(tuple(int(s) for s in input_size), device="meta")
+    with torch.no_grad():
+        for child in meta_clone(net).eval():
+            try:
+                x = child(x)
+                rows.append([type(child).__name__, list(x.shape)])
+            except Exception as err:  # noqa: BLE001
+                rows.append([type(child).__name__, f"{type(err).__name__}: {err}"])
+                break
+    return rows
 
 
 def _static_use(sources: Sequence[str], name: str, names: set) -> str | None:

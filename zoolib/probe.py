@@ -369,45 +369,19 @@ def _leaves(value) -> list:
 
 def _count_calls(ns, req):
     """Call a function once and count its calls of some of the notebook's other functions."""
-    fn = _obj(req["id"])
-    names = [str(n) for n in req["names"]]
-    scope = getattr(fn, "__globals__", ns)
-    counts = dict.fromkeys(names, 0)
-    originals = {n: scope[n] for n in names if n in scope}
+    from . import checks
 
-    def counting(name, original):
-        def wrapped(*args, **kwargs):
-            counts[name] += 1
-            return original(*args, **kwargs)
-        return wrapped
-
-    try:
-        for n, original in originals.items():
-            scope[n] = counting(n, original)
-        fn()
-    finally:
-        scope.update(originals)
-    return wire.encode(counts)
+    return wire.encode(checks._count_calls_here(_obj(req["id"]), [str(n) for n in req["names"]]))
 
 
 def _stages(ns, req):
     """The output shape of each module of a Sequential on a meta input: [type, shape or error]."""
-    from .profiler import meta_clone
+    from . import checks
 
     module = _module(req["id"])
     if not isinstance(module, nn.Sequential):
         return wire.encode({"sequential": False, "type": type(module).__name__})
-    x = torch.empty([int(s) for s in req["size"]], device="meta")
-    rows = []
-    with torch.no_grad():
-        for child in meta_clone(module).eval():
-            try:
-                x = child(x)
-                rows.append([type(child).__name__, list(x.shape)])
-            except Exception as err:  # noqa: BLE001
-                rows.append([type(child).__name__, f"{type(err).__name__}: {err}"])
-                break
-    return wire.encode({"sequential": True, "rows": rows})
+    return wire.encode({"sequential": True, "rows": checks._stage_rows(module, req["size"])})
 
 
 _HANDLERS = {"lookup": _lookup, "call": _call, "getattr": _getattr, "getitem": _getitem, "len": _len,
