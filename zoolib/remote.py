@@ -24,6 +24,13 @@ from . import wire
 __all__ = ["Channel", "LocalChannel", "RemoteObject", "RemoteError", "is_remote", "request", "type_name"]
 
 
+_PLAIN_TYPES = (int, float, bool, str, bytes, complex, type(None), tuple, list)
+
+
+class PlainValueExpected(AssertionError):
+    """A test compared an answer with a plain value, and the answer is an object of the student's own type."""
+
+
 class RemoteError(Exception):
     """An exception the student's code raised in the kernel; ``ename`` is its type's name there."""
 
@@ -153,8 +160,28 @@ class RemoteObject:
 
     def __call__(self, *args, **kwargs):
         channel = object.__getattribute__(self, "_channel")
-        return self._ask("call", args=[channel.send(a) for a in args],
-                         kwargs={k: channel.send(v) for k, v in kwargs.items()})
+        result = self._ask("call", args=[channel.send(a) for a in args],
+                           kwargs={k: channel.send(v) for k, v in kwargs.items()})
+        if type(result) is RemoteObject:  # remembered for messages: "f(3, 96, 11) returned ..."
+            info = object.__getattribute__(self, "_info")
+            shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
+            object.__getattribute__(result, "_info")["origin"] = f"{info.get('name') or info.get('type')}({shown})"[:200]
+        return result
+
+    def __eq__(self, other):
+        if type(other) in _PLAIN_TYPES:  # a test compares an answer with a number: the answer must be one
+            info = object.__getattribute__(self, "_info")
+            plain = [q for m, q in mro_of(self)[1:] if m == "builtins" and q in {t.__name__ for t in _PLAIN_TYPES}]
+            raise PlainValueExpected(
+                f"{info.get('origin', 'your function')} returned an object of type {info.get('type', 'object')}"
+                + (f" (a subclass of {plain[0]})" if plain else "")
+                + f"; return a plain {plain[0] if plain else type(other).__name__}.")
+        return self is other
+
+    __hash__ = object.__hash__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
 
     def __getattr__(self, name: str):
         if name.startswith("__") and name != "__name__":
