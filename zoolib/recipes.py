@@ -79,12 +79,12 @@ RECIPES: dict[str, dict[str, Recipe]] = {
     },
     "nin": {
         "fast": Recipe("narrow NiN (nin_cifar layout, 1/4 width, no dropout), 24x24 (scaled down)", 24, 64, 2, 2e-3, "adam",
-                       20_000, 10_000),
+                       20_000, 10_000, init="he"),
         "full": _full("NiN as d2l builds it", "8.3 (NiN(lr=0.05))", 0.05, 224),
     },
     "googlenet": {
         "fast": Recipe("GoogLeNet, 1/4 width, no LRN or dropout, 32x32 (scaled down)", 32, 128, 1, 3e-3, "adam",
-                       30_000, init="he"),
+                       45_000, init="he"),
         "full": _full("GoogLeNet", "8.4 (GoogleNet(lr=0.01))", 0.01, 96),
     },
     "bn_lenet": {
