@@ -72,3 +72,41 @@ def test_he_initialisation_keeps_the_signal_through_relu_layers_and_xavier_does_
     assert stds["he"] > 0.2 and stds["xavier"] < 0.01, stds
     with pytest.raises(ValueError, match="scheme"):
         train.init_weights(nn.Linear(2, 2), "orthogonal")
+
+
+class _Shift(nn.Module):
+    """Logits ``w`` for every image, so that the loss ``mean(logits[:, 0])`` has gradient 1 on ``w[0]``."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(10))
+
+    def forward(self, x):
+        return self.w.expand(x.shape[0], 10)
+
+
+@pytest.mark.parametrize("schedule, share", [("constant", 1.0), ("cosine", None)])
+def test_cosine_schedule_takes_half_the_steps_size(monkeypatch, schedule, share):
+    """Plain SGD with a constant gradient moves a weight by the sum of the learning rates it used.
+
+    Over n steps a half cosine from lr to 0 sums to lr * (n + 1) / 2 (its values pair up around lr/2,
+    and the first step, at lr, has no partner), so the weight moves (n + 1) / (2 n) as far as with
+    a constant rate, and never past the constant run.
+    """
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    bundle = data.load_data(batch_size=16, resize=8, n_train=160, n_test=16, dataset="digits", verbose=False)
+    steps = len(bundle.train_iter()) * 2
+    model = _Shift()
+    train.train(model, bundle, epochs=2, lr=0.1, progress=False, device=torch.device("cpu"), schedule=schedule,
+                loss_fn=lambda out, y: out[:, 0].mean())
+    moved = -model.w[0].item()
+    expected = 0.1 * steps * (share if share is not None else (steps + 1) / (2 * steps))
+    assert moved == pytest.approx(expected, rel=1e-5)
+    assert model.w[1:].abs().max().item() == 0
+
+
+def test_an_unknown_schedule_is_refused(monkeypatch):
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    bundle = data.load_data(batch_size=16, resize=8, n_train=32, n_test=16, dataset="digits", verbose=False)
+    with pytest.raises(ValueError, match="schedule must be"):
+        train.train(_Shift(), bundle, epochs=1, lr=0.1, progress=False, schedule="step")

@@ -50,6 +50,7 @@ class Recipe:
     source: str = ""           # where the settings come from
     momentum: float = 0.0      # SGD only
     init: str = "xavier"       # "xavier": d2l.init_cnn (zoolib.train.init_weights); "he": Kaiming normal for ReLU
+    schedule: str = "constant"  # "cosine": the learning rate falls to 0 over the run (zoolib.train.train)
 
     def as_dict(self) -> dict:
         return asdict(self)
