@@ -70,17 +70,18 @@ RECIPES: dict[str, dict[str, Recipe]] = {
         "full": _full("LeNet-5 as d2l builds it (sigmoid)", "7.6 (LeNet(lr=0.1))", 0.1),
     },
     "alexnet": {
-        "fast": Recipe("AlexNet as d2l builds it, 1/4 width, 64x64 (scaled down)", 64, 64, 2, 1e-3, "adam", 30_000, 10_000),
+        "fast": Recipe("AlexNet as d2l builds it, 1/4 width, 64x64 (scaled down)", 64, 64, 2, 1e-3, "adam", 20_000, 10_000),
         "full": _full("AlexNet as d2l builds it", "8.1 (AlexNet(lr=0.01))", 0.01, 224),
     },
     "vgg": {
-        "fast": Recipe("VGG-11, 1/8 width, dense 512, 32x32 (scaled down)", 32, 64, 2, 2e-3, "adam", 30_000, 10_000),
+        "fast": Recipe("VGG-11, 1/8 width, dense 512, 32x32 (scaled down)", 32, 64, 2, 2e-3, "adam", 20_000, 10_000,
+                       init="he"),
         "full": _full("VGG-11 at 1/4 width, as d2l builds it", "8.2 (VGG(arch=((1, 16), (1, 32), (2, 64), "
                       "(2, 128), (2, 128)), lr=0.01))", 0.01, 224),
     },
     "nin": {
-        "fast": Recipe("narrow NiN (nin_cifar layout, 1/4 width, no dropout), 24x24 (scaled down)", 24, 64, 2, 2e-3, "adam",
-                       20_000, 10_000, init="he"),
+        "fast": Recipe("narrow NiN (nin_cifar layout, 1/8 width, no dropout), 24x24 (scaled down)", 24, 64, 3, 4e-3, "adam",
+                       20_000, 10_000, init="he", schedule="cosine"),
         "full": _full("NiN as d2l builds it", "8.3 (NiN(lr=0.05))", 0.05, 224),
     },
     "googlenet": {
@@ -89,8 +90,8 @@ RECIPES: dict[str, dict[str, Recipe]] = {
         "full": _full("GoogLeNet", "8.4 (GoogleNet(lr=0.01))", 0.01, 96),
     },
     "bn_lenet": {
-        "fast": Recipe("LeNet with BN, as d2l builds it (sigmoid)", 28, 64, 4, 0.1, "sgd", 30_000, 2_000,
-                       momentum=0.9),
+        "fast": Recipe("LeNet with BN, as d2l builds it (sigmoid)", 28, 64, 2, 0.1, "sgd", 40_000, 2_000,
+                       momentum=0.9, schedule="cosine"),
         "full": _full("LeNet with BN, as d2l builds it (sigmoid)", "8.5 (BNLeNet(lr=0.1))", 0.1),
     },
 }
