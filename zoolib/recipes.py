@@ -6,10 +6,12 @@ version ``make setup`` installs): ``d2l.FashionMNIST(batch_size=128, resize=...)
 and ``d2l.init_cnn`` (Xavier-uniform). The section is given with each recipe.
 
 Fast mode is what the book shows and CI re-executes on two CPU cores: every chapter's training
-together should take about four minutes, so a run gets some 15 to 40 seconds of one core. It scales
-what costs time: the width of the network, the image side, the number of images and epochs; where
-plain SGD would need more steps than that, it uses Adam, and where d2l's Xavier initialisation
-starts a deep ReLU network too slowly, He initialisation (``init="he"``). Each chapter says what
+together should take a few minutes, so a run gets some 15 to 60 seconds of one core (each chapter
+prints its runs' CPU seconds). It scales what costs time: the width of the network, the image
+side, the number of images and epochs; where plain SGD would need more steps than that, it uses
+Adam, where d2l's Xavier initialisation starts a deep ReLU network too slowly, He initialisation
+(``init="he"``), and where a short run ends too far from a minimum, a learning rate that falls
+to zero over the run (``schedule="cosine"``). Each chapter says what
 it scaled and why. The fast recipes were tuned on Fashion-MNIST with one thread
 (``torch.set_num_threads(1)``, as the chapters do in fast mode): with two threads on two busy
 cores, PyTorch's threads wait for each other and the same run took 10 to 15 times longer.
