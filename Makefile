@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup sandbox postgres browser test test-gpu book bench generate clean-book
+.PHONY: help setup fashion-mnist sandbox postgres browser test test-gpu book bench generate clean-book
 
 help:
 	@echo "make setup     - create/update $(VENV) (idempotent)"
@@ -16,14 +16,29 @@ help:
 	@echo "make test-gpu  - every chapter in full mode on CUDA, then the bench on the GPU"
 	@echo "make generate  - rewrite every generated file (assignment notebooks, the book's student pages)"
 
-setup: $(STAMP) sandbox
+setup: $(STAMP) sandbox fashion-mnist
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 14) else \
 	  f"CNN Zoo needs Python 3.11 to 3.14; {sys.executable} is {sys.version.split()[0]} (set PYTHON=...)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@# d2l 1.0.3 hard-pins numpy 1.23.5, matplotlib 3.7.2, pandas 2.0.3, scipy 1.10.1 and requests,
+	@# which no longer install on current Pythons (d2l-ai/d2l-en#2608, #2638). Installed without them,
+	@# `import d2l.torch` works with ours: what it imports (torch, torchvision, numpy, pandas,
+	@# matplotlib, matplotlib-inline, IPython, requests) comes with '.[dev]' (tests/test_d2l.py checks).
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps 'd2l==1.0.3'
 	@touch $@
+
+# The real Fashion-MNIST, offline: Debian's dataset-fashion-mnist puts the four original
+# *-ubyte.gz files in $(FASHION_DIR) (zoolib.data looks there after ZOO_DATA and data/).
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+fashion-mnist:
+	@test -f $(FASHION_DIR)/train-images-idx3-ubyte.gz || test -n "$$ZOO_DATA" || { \
+	  if [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	  else echo "note: no Fashion-MNIST in $(FASHION_DIR); install it (sudo apt-get install dataset-fashion-mnist)" \
+	    "or put the four *-ubyte.gz files in data/, or the chapters fall back to scikit-learn's digits" >&2; fi; }
 
 # The browser test uses any Chromium it finds (CHROMIUM=..., Debian's, Playwright's): see
 # tests/test_book_browser.py. Only as root on Debian, with none found, is Debian's installed;
@@ -47,10 +62,10 @@ postgres:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "please install PostgreSQL for the grading tests: sudo apt-get install postgresql" >&2; exit 1; fi; }
 
-test: setup browser postgres
+test: setup fashion-mnist browser postgres
 	$(BIN)/python -m pytest
 
-book: setup
+book: setup fashion-mnist
 	$(BIN)/jupyter-book build . -W --keep-going
 
 # Grading: plain sequential `nbgrader autograde` vs zoograde.batch on 40 notebooks (several minutes);
@@ -68,7 +83,7 @@ test-gpu: setup
 	@mkdir -p results && rm -f results/full-mode.jsonl
 	ZOO_MODE=full ZOO_RECORD=$(CURDIR)/results/full-mode.jsonl $(BIN)/python -m pytest notebooks \
 	  --nbval-lax --nbval-cell-timeout=3600 -p no:cacheprovider
-	$(BIN)/python -m zoolib.runs results/full-mode.jsonl
+	$(BIN)/python -m zoolib.runs results/full-mode.jsonl --save
 	$(BIN)/python -m zoolib.bench --device cuda --csv results/bench-cuda.csv
 
 # Generated files, all committed: autograder/assignments/<name>.py -> autograder/source/<name>/<name>.ipynb

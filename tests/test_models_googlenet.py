@@ -336,3 +336,17 @@ def test_naive_inception_module_grows_and_costs_854m():
     from zoolib import profile
 
     assert profile(block, (1, 256, 28, 28)).total_macs == 854_196_224
+
+
+def test_width_divisor_keeps_the_topology_and_divides_every_width():
+    from zoolib.models.googlenet import GoogLeNet
+
+    full, narrow = GoogLeNet(10, 1), GoogLeNet(10, 1, width_divisor=4)
+    convs = lambda m: [c for c in m.modules() if isinstance(c, nn.Conv2d)]  # noqa: E731
+    assert len(convs(full)) == len(convs(narrow)) == 57          # 3 in the stem + 9 modules x 6
+    for a, b in zip(convs(full), convs(narrow)):
+        assert b.out_channels * 4 == a.out_channels and b.kernel_size == a.kernel_size and b.stride == a.stride
+    assert narrow.inception5b.out_channels == 256 and narrow.fc.in_features == 256
+    assert narrow.eval()(torch.rand(2, 1, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="width_divisor"):
+        GoogLeNet(10, 1, width_divisor=3)

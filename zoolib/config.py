@@ -47,9 +47,12 @@ def offline() -> bool:
     return os.environ.get("ZOO_OFFLINE", "").strip().lower() in ("1", "true", "yes")
 
 
-def data_dir() -> Path:
-    """``ZOO_DATA``, else ``data/`` in a source checkout, else ``~/.cache/cnn-zoo``."""
-    if os.environ.get("ZOO_DATA"):
+def data_dir(ignore_env: bool = False) -> Path:
+    """``ZOO_DATA``, else ``data/`` in a source checkout, else ``~/.cache/cnn-zoo``.
+
+    ``zoolib.data`` also looks in Debian's ``/usr/share/datasets/fashion-mnist``.
+    """
+    if os.environ.get("ZOO_DATA") and not ignore_env:
         return Path(os.environ["ZOO_DATA"]).expanduser()
     checkout = Path(__file__).resolve().parents[1]
     if (checkout / "pyproject.toml").is_file():

@@ -1,4 +1,14 @@
-"""A small, honest training loop for the chapters: progress bar, history, accuracy."""
+"""A small, honest training loop for the chapters: progress bar, history, accuracy.
+
+d2l has two training loops, ``d2l.train_ch6`` and ``d2l.Trainer``; the chapters use :func:`train`
+instead because a rendered book needs what they do not give: both draw an animated figure
+through ``IPython.display`` every few batches (a static page keeps one frame, or a pile of
+them) and return nothing, so a chapter cannot plot, tabulate or compare runs afterwards; both
+are plain SGD only (fast mode uses Adam where SGD would not leave the sigmoid plateau in the
+steps a CPU affords); neither evaluates every *n* steps (the BN chapter counts steps to an
+accuracy) or stops after a number of steps, and neither logs runs (``ZOO_RECORD``).
+The initialisation is d2l's own (:func:`init_weights` applies ``d2l.init_cnn``).
+"""
 from __future__ import annotations
 
 import json
@@ -27,6 +37,7 @@ class History:
     steps: list[int] = field(default_factory=list)          # step of each periodic evaluation
     step_acc: list[float] = field(default_factory=list)     # test accuracy at those steps
     seconds: float = 0.0
+    cpu_seconds: float = 0.0     # CPU time of the whole process during training (all threads)
     examples_per_second: float = 0.0
     device: str = "cpu"
 
@@ -53,13 +64,31 @@ def main_logits(outputs) -> torch.Tensor:
     return outputs[0] if isinstance(outputs, tuple) else outputs
 
 
-def init_weights(model: nn.Module) -> nn.Module:
-    """Xavier-uniform for conv and linear layers (d2l's choice for sigmoid/ReLU nets trained from scratch)."""
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+def init_weights(model: nn.Module, scheme: str = "xavier") -> nn.Module:
+    """Initialise every ``nn.Conv2d`` and ``nn.Linear`` of ``model`` and return it.
+
+    ``"xavier"`` (the default) is d2l's ``init_cnn``: Xavier-uniform weights, biases keep PyTorch's
+    default; d2l uses it for all its CNNs trained from scratch, and full mode uses it.
+    ``"he"`` is Kaiming-normal weights for ReLU (variance 2/fan-in) and zero biases. Xavier's
+    variance, 2/(fan-in + fan-out), halves the signal at every ReLU layer, so a deep ReLU network
+    without BatchNorm (NiN, GoogLeNet) starts with almost constant outputs and takes many steps to
+    leave that plateau; He's keeps the signal's size, which the fast runs' few hundred steps need.
+    """
+    if scheme == "he":
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        return model
+    if scheme != "xavier":
+        raise ValueError(f"scheme must be 'xavier' or 'he', not {scheme!r}")
+    try:
+        from d2l import torch as d2l
+    except ImportError as err:
+        raise ImportError("zoolib.train.init_weights uses d2l's init_cnn: `make setup` installs d2l "
+                          "(pip install --no-deps d2l==1.0.3)") from err
+    model.apply(d2l.init_cnn)
     return model
 
 
@@ -82,12 +111,16 @@ def evaluate(model: nn.Module, data: Iterable, device: torch.device | None = Non
 def train(model: nn.Module, data, epochs: int, lr: float, *, optimizer: str = "sgd", momentum: float = 0.0,
           weight_decay: float = 0.0, loss_fn: Callable | None = None, device: torch.device | None = None,
           eval_every: int | None = None, max_steps: int | None = None, progress: bool = True,
-          seed: int | None = 0) -> History:
+          seed: int | None = 0, name: str | None = None, schedule: str = "constant") -> History:
     """Train ``model`` on ``data`` (a :class:`zoolib.data.DataBundle`) and return its :class:`History`.
 
     ``loss_fn(outputs, targets)`` defaults to cross-entropy on the main logits, so models with
     auxiliary heads can pass e.g. :func:`zoolib.models.googlenet.googlenet_loss`.
     ``eval_every`` also evaluates on the test set every that many steps (for steps-to-accuracy).
+    ``name`` labels the run in the ``ZOO_RECORD`` log (default: the model's class name).
+    ``schedule="cosine"`` lowers the learning rate from ``lr`` to 0 along a half cosine over the
+    run's steps (one update per step); ``"constant"`` (the default, d2l's) keeps it. A short run
+    ends nearer a minimum when its last steps are small: the fast recipes use it.
     """
     if seed is not None:
         torch.manual_seed(seed)
@@ -101,14 +134,20 @@ def train(model: nn.Module, data, epochs: int, lr: float, *, optimizer: str = "s
         opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     else:
         raise ValueError(f"optimizer must be 'sgd' or 'adam', not {optimizer!r}")
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule must be 'constant' or 'cosine', not {schedule!r}")
 
     from tqdm.auto import tqdm
 
     hist = History(device=str(device))
-    step, seen, start = 0, 0, time.perf_counter()
+    step, seen, start, cpu_start = 0, 0, time.perf_counter(), time.process_time()
     train_iter, test_iter = data.train_iter(), data.test_iter()
     total = epochs * len(train_iter) if max_steps is None else min(max_steps, epochs * len(train_iter))
-    bar = tqdm(total=total, desc=type(model).__name__, disable=not progress, unit="step", leave=True)
+    # about 100 updates per run, at most one a second: a long run in a notebook would otherwise queue
+    # thousands of widget messages, more than the kernel's output channel holds (nbval then times out)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if schedule == "cosine" else None
+    bar = tqdm(total=total, desc=name or type(model).__name__, disable=not progress, unit="step", leave=True,
+               mininterval=1.0, miniters=max(1, total // 100))
     for epoch in range(1, epochs + 1):
         model.train()
         loss_sum = correct = count = 0.0
@@ -123,6 +162,8 @@ def train(model: nn.Module, data, epochs: int, lr: float, *, optimizer: str = "s
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             step += 1
             seen += y.numel()
             loss_sum += loss.item() * y.numel()
@@ -141,19 +182,21 @@ def train(model: nn.Module, data, epochs: int, lr: float, *, optimizer: str = "s
             break
     bar.close()
     hist.seconds = time.perf_counter() - start
+    hist.cpu_seconds = time.process_time() - cpu_start
     hist.examples_per_second = seen / max(hist.seconds, 1e-9)
-    _record(model, data, hist, lr)
+    _record(name or type(model).__name__, data, hist, lr, optimizer)
     return hist
 
 
-def _record(model: nn.Module, data, hist: History, lr: float) -> None:
+def _record(name: str, data, hist: History, lr: float, optimizer: str) -> None:
     """With ``ZOO_RECORD=path``, append one JSON line per run (``make test-gpu`` collects them)."""
     path = os.environ.get("ZOO_RECORD")
     if not path:
         return
-    row = {"model": type(model).__name__, "dataset": getattr(data, "name", "?"), "mode": config.mode(),
-           "device": hist.device, "image_size": getattr(data, "image_size", None), "lr": lr,
-           "epochs": len(hist.epochs), "train_examples": len(data.train), "test_acc": round(hist.final_test_acc, 4),
-           "seconds": round(hist.seconds, 1)}
+    row = {"model": name, "dataset": getattr(data, "name", "?"), "mode": config.mode(),
+           "device": hist.device, "image_size": getattr(data, "image_size", None), "optimizer": optimizer, "lr": lr,
+           "epochs": len(hist.epochs), "train_examples": len(data.train), "test_examples": len(data.test),
+           "test_acc": round(hist.final_test_acc, 4), "seconds": round(hist.seconds, 1),
+           "cpu_seconds": round(hist.cpu_seconds, 1), "load_average": os.getloadavg()[0]}
     with open(path, "a") as f:
         f.write(json.dumps(row) + "\n")

@@ -150,23 +150,29 @@ class GoogLeNet(nn.Module):
     """GoogLeNet as in Table 1. See the module docstring."""
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = False,
-                 lrn: bool = True, dropout: float = 0.4, aux_dropout: float = 0.7):
+                 lrn: bool = True, dropout: float = 0.4, aux_dropout: float = 0.7, width_divisor: int = 1):
         super().__init__()
+        # ``width_divisor`` divides every channel count of the stem and of Table 1 (the topology,
+        # i.e. the layers, kernels, strides and branches, stays the same): the chapters' fast run
+        # trains GoogLeNet at a quarter of its width on a CPU. The auxiliary heads keep theirs.
+        k = width_divisor
+        if k < 1 or any(c % k for row in GOOGLENET_TABLE.values() for c in (64, 192, *row)):
+            raise ValueError(f"width_divisor must divide every channel count of Table 1 (1, 2, 4 or 8), not {k}")
         # All max-pools use ceil_mode: the paper's Caffe model rounds pooled sizes up, which
         # is what makes 224 give 112/56/28/14/7 as in Table 1 (rounding down gives 55 after
         # the first pool).
-        self.conv1 = ConvReLU(in_channels, 64, 7, stride=2, padding=3)
+        self.conv1 = ConvReLU(in_channels, 64 // k, 7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         # LRN as in the paper (size 5, alpha 1e-4, beta 0.75); it has no parameters.
         self.lrn1 = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75) if lrn else nn.Identity()
         # conv2 and conv3 are Table 1's second "convolution" row (#3x3 reduce 64, #3x3 192).
-        self.conv2 = ConvReLU(64, 64, 1)
-        self.conv3 = ConvReLU(64, 192, 3, padding=1)
+        self.conv2 = ConvReLU(64 // k, 64 // k, 1)
+        self.conv3 = ConvReLU(64 // k, 192 // k, 3, padding=1)
         self.lrn2 = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75) if lrn else nn.Identity()
         self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-        channels = 192
+        channels = 192 // k
         for name, row in GOOGLENET_TABLE.items():
-            block = Inception(channels, *row)
+            block = Inception(channels, *(c // k for c in row))
             self.add_module(name, block)
             channels = block.out_channels
             if name == "inception3b":  # the grid halves after 3b and after 4e
@@ -325,9 +331,9 @@ class BNInceptionNet(nn.Module):
 @register_model(input_size=(3, 224, 224), family="googlenet", paper=GOOGLENET_PAPER,
                 relatives={"torchvision": "googlenet"})
 def googlenet(num_classes: int = 1000, in_channels: int = 3, *, aux_logits: bool = False,
-              lrn: bool = True) -> GoogLeNet:
+              lrn: bool = True, width_divisor: int = 1) -> GoogLeNet:
     # torchvision's googlenet is only a relative: BatchNorm, and a 3x3 in the "5x5" branch.
-    return GoogLeNet(num_classes, in_channels, aux_logits=aux_logits, lrn=lrn)
+    return GoogLeNet(num_classes, in_channels, aux_logits=aux_logits, lrn=lrn, width_divisor=width_divisor)
 
 
 @register_model(input_size=(3, 224, 224), family="googlenet", paper=BN_INCEPTION_PAPER)

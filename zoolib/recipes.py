@@ -1,0 +1,141 @@
+"""Training recipes for the chapters: fast mode (a 2-core CPU, what the book shows) and full mode.
+
+Full mode is d2l's recipe, from *Dive into Deep Learning* 1.0.3 (English edition, PyTorch; the
+version ``make setup`` installs): ``d2l.FashionMNIST(batch_size=128, resize=...)``,
+``d2l.Trainer(max_epochs=10)``, the model's ``lr`` with plain SGD (``Classifier.configure_optimizers``)
+and ``d2l.init_cnn`` (Xavier-uniform). The section is given with each recipe.
+
+Fast mode is what the book shows and CI re-executes on two CPU cores: every chapter's training
+together should take a few minutes, so a run gets some 15 to 60 seconds of one core (each chapter
+prints its runs' CPU seconds). It scales what costs time: the width of the network, the image
+side, the number of images and epochs; where plain SGD would need more steps than that, it uses
+Adam, where d2l's Xavier initialisation starts a deep ReLU network too slowly, He initialisation
+(``init="he"``), and where a short run ends too far from a minimum, a learning rate that falls
+to zero over the run (``schedule="cosine"``). Each chapter says what
+it scaled and why. The fast recipes were tuned on Fashion-MNIST with one thread
+(``torch.set_num_threads(1)``, as the chapters do in fast mode): with two threads on two busy
+cores, PyTorch's threads wait for each other and the same run took 10 to 15 times longer.
+
+``D2L_PRINTED`` holds the test accuracies that d2l prints. The English 1.0.3 edition only plots
+its training curves, so the figures are those of the Chinese edition (zh.d2l.ai, 2.0), whose
+settings differ as noted. A network without a printed figure says so; nothing is estimated.
+
+``RECORDED_FULL`` (``full_mode_results.json`` beside this file) holds full-mode accuracies that
+``make test-gpu`` measured on a GPU; ``python -m zoolib.runs results/full-mode.jsonl --save``
+copies them there. Until then the chapters write "not yet recorded".
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import config
+
+__all__ = ["Recipe", "RECIPES", "D2L_PRINTED", "recipe", "recorded_full", "results_table", "RECORDED_FILE"]
+
+RECORDED_FILE = Path(__file__).with_name("full_mode_results.json")
+D2L = "d2l 1.0.3 (English), Sec."
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one network is trained in one mode."""
+    model: str                 # what is trained, in words
+    resize: int                # image side
+    batch_size: int
+    epochs: int
+    lr: float
+    optimizer: str = "sgd"
+    n_train: int | None = None   # None: all 60,000 training images
+    n_test: int | None = None    # None: all 10,000 test images
+    source: str = ""           # where the settings come from
+    momentum: float = 0.0      # SGD only
+    init: str = "xavier"       # "xavier": d2l.init_cnn (zoolib.train.init_weights); "he": Kaiming normal for ReLU
+    schedule: str = "constant"  # "cosine": the learning rate falls to 0 over the run (zoolib.train.train)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _full(model: str, section: str, lr: float, resize: int = 28) -> Recipe:
+    return Recipe(model, resize, 128, 10, lr, "sgd", source=f"{D2L} {section}")
+
+
+RECIPES: dict[str, dict[str, Recipe]] = {
+    "lenet": {
+        "fast": Recipe("LeNet-5 as d2l builds it (sigmoid)", 28, 128, 3, 1e-2, "adam"),
+        "full": _full("LeNet-5 as d2l builds it (sigmoid)", "7.6 (LeNet(lr=0.1))", 0.1),
+    },
+    "lenet_sgd": {  # the contrast: d2l's optimiser in the fast run's budget
+        "fast": Recipe("LeNet-5, d2l's plain SGD (contrast)", 28, 64, 1, 0.1, "sgd", 30_000),
+        "full": _full("LeNet-5 as d2l builds it (sigmoid)", "7.6 (LeNet(lr=0.1))", 0.1),
+    },
+    "alexnet": {
+        "fast": Recipe("AlexNet as d2l builds it, 1/4 width, 64x64 (scaled down)", 64, 64, 2, 1e-3, "adam", 20_000, 10_000),
+        "full": _full("AlexNet as d2l builds it", "8.1 (AlexNet(lr=0.01))", 0.01, 224),
+    },
+    "vgg": {
+        "fast": Recipe("VGG-11, 1/8 width, dense 512, 32x32 (scaled down)", 32, 64, 2, 2e-3, "adam", 20_000, 10_000,
+                       init="he"),
+        "full": _full("VGG-11 at 1/4 width, as d2l builds it", "8.2 (VGG(arch=((1, 16), (1, 32), (2, 64), "
+                      "(2, 128), (2, 128)), lr=0.01))", 0.01, 224),
+    },
+    "nin": {
+        "fast": Recipe("narrow NiN (nin_cifar layout, 1/8 width, no dropout), 24x24 (scaled down)", 24, 64, 3, 4e-3, "adam",
+                       20_000, 10_000, init="he", schedule="cosine"),
+        "full": _full("NiN as d2l builds it", "8.3 (NiN(lr=0.05))", 0.05, 224),
+    },
+    "googlenet": {
+        "fast": Recipe("GoogLeNet, 1/4 width, no LRN or dropout, 32x32 (scaled down)", 32, 128, 1, 3e-3, "adam",
+                       45_000, init="he"),
+        "full": _full("GoogLeNet", "8.4 (GoogleNet(lr=0.01))", 0.01, 96),
+    },
+    "bn_lenet": {
+        "fast": Recipe("LeNet with BN, as d2l builds it (sigmoid)", 28, 64, 2, 0.1, "sgd", 40_000, 2_000,
+                       momentum=0.9, schedule="cosine"),
+        "full": _full("LeNet with BN, as d2l builds it (sigmoid)", "8.5 (BNLeNet(lr=0.1))", 0.1),
+    },
+}
+
+D2L_PRINTED: dict[str, str] = {
+    "nin": "0.772 (zh.d2l.ai 2.0, Sec. 7.3: lr 0.1, 224x224, 10 epochs)",
+    "googlenet": "0.886 (zh.d2l.ai 2.0, Sec. 7.4: lr 0.1, 96x96, 10 epochs)",
+    "resnet18": "0.893 (zh.d2l.ai 2.0, Sec. 7.6: lr 0.05, 96x96, 10 epochs)",
+}
+
+
+def recipe(network: str) -> Recipe:
+    """The recipe of ``network`` for the current ``ZOO_MODE``."""
+    try:
+        return RECIPES[network][config.mode()]
+    except KeyError:
+        raise KeyError(f"no recipe for {network!r}; known: {', '.join(RECIPES)}") from None
+
+
+def recorded_full(network: str) -> str:
+    """The full-mode test accuracy recorded on a GPU, or "not yet recorded"."""
+    try:
+        runs = json.loads(RECORDED_FILE.read_text())
+    except FileNotFoundError:
+        runs = {}
+    run = runs.get(network)
+    if not run:
+        return "not yet recorded"
+    return f"{run['test_acc']:.3f} ({run.get('device', 'GPU')}, {run.get('date', 'undated')})"
+
+
+def results_table(rows: dict[str, float]):
+    """One row per network: this run / full mode recorded on a GPU / d2l's printed figure.
+
+    ``rows`` maps a network (a key of :data:`RECIPES`) to the test accuracy this page measured.
+    """
+    import pandas as pd
+
+    this = f"this run ({config.mode()} mode, {config.device().type.upper()})"
+    table = pd.DataFrame([{"network": RECIPES[n][config.mode()].model if n in RECIPES else n,
+                           this: f"{acc:.3f}",
+                           "full mode on a GPU (d2l's recipe)": recorded_full(n),
+                           "d2l's printed figure": D2L_PRINTED.get(n, "none printed (1.0.3 plots only)")}
+                          for n, acc in rows.items()])
+    return table.set_index("network")
