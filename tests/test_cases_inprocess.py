@@ -40,8 +40,52 @@ def notebook(name: str) -> dict:
     return json.loads((COURSE / "source" / name / f"{name}.ipynb").read_text())
 
 
-def grade(name: str, edits: list[dict]) -> dict[str, str]:
-    """Each graded cell's verdict ('ok' or the error's type and message) for the reference with ``edits``."""
+def _defined(src: str) -> set[str]:
+    names = set()
+    for node in ast.parse(src).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        else:
+            names |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return names
+
+
+def _used(src: str) -> set[str]:
+    return {n.id for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Name)}
+
+
+def _affected(cells: list[dict], edits: list[dict]) -> set[str]:
+    """The names an edit can change: what the edited cells define, and what answers built on them define."""
+    edited = {e["cell"] for e in edits}
+    answers = []
+    for c in cells:
+        g = c.get("metadata", {}).get("nbgrader", {})
+        if g.get("solution"):
+            src = "".join(c["source"])
+            new = src
+            for e in edits:
+                if g.get("grade_id") == e["cell"]:
+                    new = new.replace(e["old"], e["new"])
+            answers.append((g.get("grade_id"), _defined(src) | _defined(new), _used(new)))
+    affected = set().union(*[d for gid, d, _ in answers if gid in edited])
+    grew = True
+    while grew:
+        grew = False
+        for gid, defined, used in answers:
+            if used & affected and not defined <= affected:
+                affected |= defined
+                grew = True
+    return affected
+
+
+def grade(name: str, edits: list[dict], only_affected: bool = False) -> dict[str, str]:
+    """Each graded cell's verdict ('ok' or the error's type and message) for the reference with ``edits``.
+
+    With ``only_affected``, a test cell that uses nothing the edits can change is not run: it keeps the
+    reference's verdict, 'ok' (test_reference_full_marks checks that verdict).
+    """
     from zoolib import remote
 
     nb = notebook(name)
@@ -54,6 +98,7 @@ def grade(name: str, edits: list[dict]) -> dict[str, str]:
     ids = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in cells}
     for e in edits:
         assert e["cell"] in ids, f"{name}: no cell {e['cell']!r}"
+    affected = _affected(cells, edits)
     for c in cells:
         src = "".join(c["source"])
         g = c.get("metadata", {}).get("nbgrader", {})
@@ -72,6 +117,9 @@ def grade(name: str, edits: list[dict]) -> dict[str, str]:
                 ch.sources.append(src)
             elif g.get("locked"):
                 exec(compile(src, "cell", "exec"), grader)
+            continue
+        if only_affected and not _used(src) & affected:
+            out[g["grade_id"]] = "ok"
             continue
         free = ({n.id for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Name)}
                 - set(grader) - set(dir(builtins)))
@@ -98,9 +146,9 @@ def points_of(name: str) -> dict[str, int]:
     return pts
 
 
-def judge_case(name: str, case: dict) -> list[str]:
+def judge_case(name: str, case: dict, only_affected: bool = True) -> list[str]:
     """Problems with ``case``'s verdict: points that differ, feedback words missing."""
-    verdicts = grade(name, case.get("edits", []))
+    verdicts = grade(name, case.get("edits", []), only_affected)
     pts = points_of(name)
     got = {k: (pts[k] if verdicts.get(k) == "ok" else 0) for k in pts}
     problems = []
@@ -134,6 +182,12 @@ def _variant_params():
 
 def full_marks(name: str) -> dict[str, int]:
     return points_of(name)
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_reference_full_marks(name):
+    problems = judge_case(name, {"points": full_marks(name), "edits": []}, only_affected=False)
+    assert not problems, f"{name} / the reference:\n" + "\n".join(problems)
 
 
 @pytest.mark.parametrize("name,index", list(_case_params()))
