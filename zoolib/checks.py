@@ -832,9 +832,14 @@ def _same_function_remote(block, reference: nn.Module, x: torch.Tensor, what: st
         ref_trace = dataflow.trace(reference, x, train=False)
     mine, reply = _remote_trace(block, what, x=x, train=False)
     load: dict = {}
+    bn_names: dict = {}   # the student's BatchNorm -> the reference's it plays the part of (by dataflow)
     if mine is not None and not dataflow.compare(mine, ref_trace):
         read = reply.get("read") if isinstance(reply.get("read"), dict) else {}
         by_op = {}
+        s_ops, r_ops = mine.by_id(), ref_trace.by_id()
+        for s_op, r_op in dataflow.pair(mine, ref_trace):
+            if s_op in s_ops and r_op in r_ops and "batch_norm" in s_ops[s_op].kind:
+                bn_names[dataflow._owner(s_ops[s_op])] = dataflow._owner(r_ops[r_op])
         for s_op, r_op in dataflow.pair(mine, ref_trace):
             theirs = ref_trace.tensors.get(r_op, [])
             shapes = read.get(str(s_op))
@@ -876,9 +881,12 @@ def _same_function_remote(block, reference: nn.Module, x: torch.Tensor, what: st
     if diff <= atol:
         if train:
             mine_stats = [s for s in run.get("stats", []) if isinstance(s, list) and len(s) == 3]
-            ref_stats = [m for m in reference.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+            ref_named = {n: m for n, m in reference.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+            ref_stats = list(ref_named.values())
             if len(mine_stats) != len(ref_stats):
                 raise CheckFailed(f"{what} has {len(mine_stats)} BatchNorm layers, the reference {len(ref_stats)}.")
+            if all(bn_names.get(s[0]) in ref_named for s in mine_stats):   # paired by dataflow, whatever the order
+                ref_stats = [ref_named[bn_names[s[0]]] for s in mine_stats]
             for (name, mean, var), b in zip(mine_stats, ref_stats):
                 for stat, sa in (("running_mean", mean), ("running_var", var)):
                     sb = getattr(b, stat)

@@ -159,8 +159,12 @@ def googlenet_stage3():
     ### END SOLUTION
 
 # %% [tests id=test_stage3 points=2]
+import zoolib
+
 stage3 = googlenet_stage3()
-checks.expect_shape(stage3, (1, 192, 28, 28), (1, 480, 14, 14), what="your stage 3")
+_googlenet = zoolib.get_model("googlenet")
+checks.expect_shape(stage3, (1, 192, 28, 28), (1, 480, 14, 14), what="your stage 3",
+                    reference=nn.Sequential(_googlenet.inception3a, _googlenet.inception3b, _googlenet.maxpool3))
 ### BEGIN HIDDEN TESTS
 import zoolib
 
