@@ -33,7 +33,9 @@ class CheckFailed(AssertionError):
 
 
 def _fmt(shape) -> str:
-    return "x".join(str(int(s)) for s in shape) if shape is not None else "nothing"
+    if shape is None:
+        return "nothing"
+    return "x".join(str(int(s)) for s in shape) if len(shape) else "a 0-dim scalar"
 
 
 def _describe(m: nn.Module) -> str:
@@ -210,9 +212,10 @@ def _layer_by_layer(mine: list[_Call], out_shape: tuple | None, crash: str | Non
                 and a.out_shape == b.out_shape and a.params == b.params and a.in_shape == b.in_shape)
         if same:
             continue
-        where = (f"layer {i + 1} '{a.name}'{_branch(a.name)}, a {_describe(a.module)}" if a is not None
-                 else f"after your last layer (the reference's layer {i + 1} is '{b.name}'{_branch(b.name)})")
-        lines = [f"{what} first differs from the reference at {where}:"]
+        where = (f"at layer {i + 1} '{a.name}'{_branch(a.name)}, a {_describe(a.module)}" if a is not None
+                 else f"after your last layer, where the reference still has layer {i + 1} '{b.name}'"
+                      f"{_branch(b.name)}")
+        lines = [f"{what} first differs from the reference {where}:"]
         if a is not None and b is not None:
             lines.append(f"  output shape {_fmt(a.out_shape)}, expected {_fmt(b.out_shape)} "
                          f"(reference layer '{b.name}', a {_describe(b.module)})")
@@ -856,7 +859,10 @@ def _same_function_remote(block, reference: nn.Module, x: torch.Tensor, what: st
         src = reference.state_dict()
         src_shapes = [tuple(v.shape) for v in src.values()]
         dst_shapes = [tuple(s[1]) if isinstance(s, list) and len(s) == 2 else None for s in state]
-        if src_shapes != dst_shapes:
+        aligned = None if src_shapes == dst_shapes else _align_extra_entries(state, src)
+        if aligned is not None:   # the student's extra buffers or attributes keep their values
+            load = {"by_order": aligned}
+        elif src_shapes != dst_shapes:
             for i, (a, b) in enumerate(zip(dst_shapes, src_shapes)):
                 if a != b:
                     raise CheckFailed(f"{what}'s tensors do not line up with the reference's: '{state[i][0]}' is "
@@ -865,7 +871,8 @@ def _same_function_remote(block, reference: nn.Module, x: torch.Tensor, what: st
                                       f"branch).")
             raise CheckFailed(f"{what} has {len(dst_shapes)} weight tensors, the reference {len(src)}.\n  hint: a "
                               f"layer (or a bias) is missing or extra.")
-        load = {"by_order": [v.detach().clone() for v in src.values()]}
+        else:
+            load = {"by_order": [v.detach().clone() for v in src.values()]}
     try:
         run = remote.request(block, "run", x=x, train=train, **load)
     except remote.RemoteError as err:
@@ -897,6 +904,27 @@ def _same_function_remote(block, reference: nn.Module, x: torch.Tensor, what: st
         return
     _explain_difference(run.get("layers", []), _activations(reference, x), run.get("children", []),
                         _branch_outputs(reference, x), what, atol, diff)
+
+
+def _align_extra_entries(state: list, src: dict) -> list | None:
+    """The reference's state_dict entries in the order of the student's, None for entries of the student's own
+    (an extra buffer such as a persistent ``scale``): each reference entry must find, in order, a student entry
+    of its shape and kind (weight, bias, running_mean, ...); None when they do not line up that way."""
+    ref = list(src.items())
+    out, i = [], 0
+    for entry in state:
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+            return None
+        name, shape = entry
+        if i < len(ref) and tuple(ref[i][1].shape) == tuple(shape) and \
+                name.rpartition(".")[2] == ref[i][0].rpartition(".")[2]:
+            out.append(ref[i][1].detach().clone())
+            i += 1
+        elif name.rpartition(".")[2] in ("weight", "bias", "running_mean", "running_var"):
+            return None    # a layer's tensor without its counterpart: not an extra of the student's own
+        else:
+            out.append(None)
+    return out if i == len(ref) else None
 
 
 def _explain_difference(mine_layers, ref_layers, mine_children, ref_children, what, atol, diff) -> None:

@@ -76,8 +76,10 @@ checks.function_matches(inception_macs, _reference_macs, _cases, what="inception
 # ## 2. The Inception block
 #
 # Write the block with dimension reductions (the paper's Figure 2b). Its constructor takes
-# the input channels and the six widths of Table 1, in the table's column order. Create the
-# layers in this order, branch by branch, each convolution followed by a ReLU:
+# the input channels and the six widths of Table 1, in the table's column order. Each branch
+# runs its layers in the order of the table, each convolution followed by a ReLU. The tests
+# follow the data through your block, so the attribute names below are only the usual ones, and
+# the order in which you create the layers or run the branches is up to you:
 #
 # | attribute | layers |
 # | --- | --- |

@@ -25,10 +25,12 @@
 # height × width, as PyTorch takes them: a "1×7" convolution is `kernel_size=(1, 7)` and
 # keeps the grid with `padding=(0, 3)`.
 #
-# The tests load the reference's weights into your module *by position*, and compare your
-# layers with the reference's in the order they run. So create the layers in `__init__` in
-# exactly the order of each table (branch by branch, top to bottom), run them in `forward`
-# in that same order, and concatenate the branches in that order.
+# The tests follow the data through your module (which layer feeds which, and where the
+# branches meet), match each of your layers with the reference's layer that plays its part, and
+# load the reference's weights that way. So the attribute names in the tables are only the usual
+# ones, and the order in which you create the layers or run the branches is up to you; what
+# counts is that each branch computes the layers of its table in that order, and that `forward`
+# concatenates the branches in the order given.
 #
 # Write your own code: an answer that imports or subclasses the course's reference
 # implementation (`zoolib`'s modules other than `BasicConv2d`) earns no points for that block.
