@@ -304,6 +304,11 @@ def _copy_weights(block: nn.Module, reference: nn.Module, what: str, x: torch.Te
     src, dst = reference.state_dict(), block.state_dict()
     src_shapes = [tuple(v.shape) for v in src.values()]
     dst_shapes = [tuple(v.shape) for v in dst.values()]
+    aligned = None if src_shapes == dst_shapes else _align_extra_entries([[k, list(v.shape)] for k, v in dst.items()],
+                                                                           src)
+    if aligned is not None:   # the student's extra buffers keep their values
+        block.load_state_dict({k: (v if new is None else new) for (k, v), new in zip(dst.items(), aligned)})
+        return
     if src_shapes != dst_shapes:
         for i, (a, b) in enumerate(zip(dst_shapes, src_shapes)):
             if a != b:
@@ -344,7 +349,7 @@ def same_function(block: nn.Module, reference: nn.Module, x: torch.Tensor, what:
     diff = (out - ref_out).abs().max().item()
     if diff <= atol:
         if train:
-            _same_running_stats(block, reference, what, atol)
+            _same_running_stats(block, reference, what, atol, _bn_names(block, reference, tuple(x.shape)))
         return
     # Pair the layers as their weights were paired (registration order) and report the first
     # whose output differs: layers before it in its branch still computed the right thing.
@@ -377,12 +382,29 @@ def _branch_outputs(module: nn.Module, x: torch.Tensor) -> list[tuple[str, torch
     return _outputs([(n, m) for n, m in module.named_children() if any(True for _ in m.parameters())], module, x)
 
 
-def _same_running_stats(block: nn.Module, reference: nn.Module, what: str, atol: float) -> None:
-    """After a training-mode pass, each BatchNorm's running statistics equal the reference's."""
+def _bn_names(block: nn.Module, reference: nn.Module, size) -> dict:
+    """The student's BatchNorm layers -> the reference's each plays the part of, by dataflow ({} if unknown)."""
+    from . import dataflow
+
+    mine, ref = _dataflow(block, size), _dataflow(reference, size)
+    if mine is None or ref is None or dataflow.compare(mine, ref):
+        return {}
+    s_ops, r_ops = mine.by_id(), ref.by_id()
+    return {dataflow._owner(s_ops[a]): dataflow._owner(r_ops[b]) for a, b in dataflow.pair(mine, ref)
+            if a in s_ops and b in r_ops and "batch_norm" in s_ops[a].kind}
+
+
+def _same_running_stats(block: nn.Module, reference: nn.Module, what: str, atol: float,
+                        names: dict | None = None) -> None:
+    """After a training-mode pass, each BatchNorm's running statistics equal the reference's (paired by
+    dataflow when ``names`` pairs them all, else in registration order)."""
     mine = [(n, m) for n, m in block.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    ref = [m for m in reference.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    ref_named = {n: m for n, m in reference.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    ref = list(ref_named.values())
     if len(mine) != len(ref):
         raise CheckFailed(f"{what} has {len(mine)} BatchNorm layers, the reference {len(ref)}.")
+    if names and all(names.get(n) in ref_named for n, _ in mine):
+        ref = [ref_named[names[n]] for n, _ in mine]
     for (name, a), b in zip(mine, ref):
         for stat in ("running_mean", "running_var"):
             sa, sb = getattr(a, stat, None), getattr(b, stat)
