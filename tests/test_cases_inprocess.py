@@ -40,9 +40,16 @@ def notebook(name: str) -> dict:
     return json.loads((COURSE / "source" / name / f"{name}.ipynb").read_text())
 
 
+def _parse(src: str) -> ast.Module:
+    try:
+        return ast.parse(src)
+    except SyntaxError:     # the cell fails when it runs; it affects nothing else
+        return ast.Module(body=[], type_ignores=[])
+
+
 def _defined(src: str) -> set[str]:
     names = set()
-    for node in ast.parse(src).body:
+    for node in _parse(src).body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -53,7 +60,7 @@ def _defined(src: str) -> set[str]:
 
 
 def _used(src: str) -> set[str]:
-    return {n.id for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Name)}
+    return {n.id for n in ast.walk(_parse(src)) if isinstance(n, ast.Name)}
 
 
 def _affected(cells: list[dict], edits: list[dict]) -> set[str]:

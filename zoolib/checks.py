@@ -578,6 +578,13 @@ def _first_use(fn, names: set[str], seen: set[int]) -> str | None:
     if id(fn) in seen or not isinstance(fn, types.FunctionType):
         return None
     seen.add(id(fn))
+    # keyword arguments that the notebook's own functions take (a helper's label_smoothing=) are theirs
+    own_params: set[str] = set()
+    for ins in dis.get_instructions(fn.__code__):
+        target = fn.__globals__.get(ins.argval) if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") else None
+        if isinstance(target, types.FunctionType) and target.__module__ == fn.__module__:
+            c = target.__code__
+            own_params |= set(c.co_varnames[:c.co_argcount + c.co_kwonlyargcount])
     codes = [fn.__code__]
     while codes:
         code = codes.pop()
@@ -597,8 +604,8 @@ def _first_use(fn, names: set[str], seen: set[int]) -> str | None:
         for const in code.co_consts:
             if isinstance(const, types.CodeType):
                 codes.append(const)
-            elif isinstance(const, tuple) and names & {c for c in const if isinstance(c, str)}:
-                return sorted(names & set(const))[0]  # a keyword argument
+            elif isinstance(const, tuple) and (names - own_params) & {c for c in const if isinstance(c, str)}:
+                return sorted((names - own_params) & set(const))[0]  # a keyword argument
     return None
 
 
@@ -1104,17 +1111,27 @@ def _static_use(sources: Sequence[str], name: str, names: set) -> str | None:
             continue
         seen.add(current)
         for node in defs[current]:
+            # the submission's own names: parameters and local variables are not PyTorch's, and a keyword
+            # argument passed to a function of the submission (a helper's label_smoothing=) goes to it
+            local = {a.arg for f in ast.walk(node) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+                     for a in (f.args.posonlyargs + f.args.args + f.args.kwonlyargs +
+                               [x for x in (f.args.vararg, f.args.kwarg) if x])}
+            local |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+            own_calls = {id(k) for c in ast.walk(node) if isinstance(c, ast.Call) and (
+                (isinstance(c.func, ast.Name) and c.func.id in defs) or
+                (isinstance(c.func, ast.Attribute) and isinstance(c.func.value, ast.Name) and c.func.value.id == "self"))
+                for k in c.keywords}
             for sub in ast.walk(node):
                 if isinstance(sub, ast.Attribute) and sub.attr in names and not (
                         isinstance(sub.value, ast.Name) and sub.value.id == "self"):
                     return sub.attr
-                if isinstance(sub, ast.keyword) and sub.arg in names:
+                if isinstance(sub, ast.keyword) and sub.arg in names and id(sub) not in own_calls:
                     return sub.arg
                 if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and sub.value in names:
                     return sub.value
                 if isinstance(sub, ast.Name) and sub.id != current:
                     if sub.id in defs:
                         todo.append(sub.id)
-                    elif sub.id in names:
+                    elif sub.id in names and sub.id not in local:
                         return sub.id
     return None
