@@ -581,7 +581,8 @@ def _first_use(fn, names: set[str], seen: set[int]) -> str | None:
     # keyword arguments that the notebook's own functions take (a helper's label_smoothing=) are theirs
     own_params: set[str] = set()
     for ins in dis.get_instructions(fn.__code__):
-        target = fn.__globals__.get(ins.argval) if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") else None
+        target = (fn.__globals__.get(ins.argval) if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") else
+                  _closure_value(fn, ins.argval) if ins.opname == "LOAD_DEREF" else None)
         if isinstance(target, types.FunctionType) and target.__module__ == fn.__module__:
             c = target.__code__
             own_params |= set(c.co_varnames[:c.co_argcount + c.co_kwonlyargcount])
