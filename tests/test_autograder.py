@@ -32,6 +32,9 @@ ASSIGNMENTS = sorted(p.stem for p in (COURSE / "assignments").glob("*.py"))
 if os.environ.get("ZOO_ASSIGNMENTS"):  # while writing an assignment: grade only that one
     ASSIGNMENTS = [a for a in ASSIGNMENTS if a in os.environ["ZOO_ASSIGNMENTS"].split(",")]
 BIN = Path(sys.executable).parent
+# The session fixture grades every submission (reference, blank, book page, each wrong case and the combined
+# correct variants: about 110 notebooks); its setup counts towards the first test's time limit.
+pytestmark = pytest.mark.timeout(3600)
 
 
 def nbgrader(course: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
