@@ -6,7 +6,10 @@ On a temporary copy of ``autograder/``, with nbgrader's own commands (autogradin
 - the released notebooks carry no solution and no hidden test;
 - the reference solutions score full marks, the untouched release scores zero;
 - every wrong submission in ``assignments/<name>.cases.yml`` scores exactly its points,
-  and its feedback shows the diagnostic message and no hidden test.
+  and its feedback shows the diagnostic message and no hidden test;
+- the correct variants of ``variants:`` score full marks. They are combined to keep the number of
+  notebooks down: submission ``variantK`` applies the K-th variant of every block at once
+  (``tests/test_cases_inprocess.py`` grades each variant alone, in process).
 """
 from __future__ import annotations
 
@@ -31,6 +34,9 @@ pytestmark = pytest.mark.timeout(1800)
 if os.environ.get("ZOO_ASSIGNMENTS"):  # while writing an assignment: grade only that one
     ASSIGNMENTS = [a for a in ASSIGNMENTS if a in os.environ["ZOO_ASSIGNMENTS"].split(",")]
 BIN = Path(sys.executable).parent
+# The session fixture grades every submission (reference, blank, book page, each wrong case and the combined
+# correct variants: about 110 notebooks); its setup counts towards the first test's time limit.
+pytestmark = pytest.mark.timeout(3600)
 
 
 def nbgrader(course: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
@@ -66,6 +72,19 @@ def _cases(name: str) -> dict:
     return yaml.safe_load((COURSE / "assignments" / f"{name}.cases.yml").read_text())
 
 
+def _combined_variants(name: str) -> list[list[dict]]:
+    """Submission k: the k-th variant of every block (blocks with fewer variants start over)."""
+    by_cell: dict[str, list[dict]] = {}
+    for v in _cases(name).get("variants", []):
+        by_cell.setdefault(v["cell"], []).append(v)
+    n = max((len(vs) for vs in by_cell.values()), default=0)
+    return [[vs[k % len(vs)] for vs in by_cell.values()] for k in range(n)]
+
+
+def _variant_edits(variants: list[dict]) -> list[dict]:
+    return [{**e, "cell": v["cell"]} for v in variants for e in v["edits"]]
+
+
 def test_sources_are_built_from_the_assignment_files():
     from zoograde import sources
 
@@ -98,7 +117,9 @@ def graded(tmp_path_factory):
         solutions = _solution_cells(name)
         cases = _cases(name)
         plan = [("reference", [], None), ("blank", None, None)] + [
-            (f"case{i}", case["edits"], case) for i, case in enumerate(cases["cases"])]
+            (f"case{i}", case["edits"], case) for i, case in enumerate(cases["cases"])] + [
+            (f"variant{k}", _variant_edits(combo), {"name": f"variant{k}", "variants": combo})
+            for k, combo in enumerate(_combined_variants(name))]
         plan.append(("book", [], None))   # the reference answers, in the notebook downloaded from the book
         book_page = nbformat.read(ROOT / "book" / "assignments" / f"{name}.ipynb", as_version=4)
         for student, edits, case in plan:
@@ -111,6 +132,7 @@ def graded(tmp_path_factory):
                 for edit in edits:
                     cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == edit["cell"])
                     assert edit["old"] in cell.source, f"{name}/{case['name']}: {edit['old']!r} not in {edit['cell']}"
+                    assert edit["cell"] in solutions, f"{name}/{case['name']}: {edit['cell']} is not an answer cell"
                     cell.source = cell.source.replace(edit["old"], edit["new"])
             target = course / "submitted" / student / name / f"{name}.ipynb"
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -178,6 +200,48 @@ def test_wrong_submission_scores_its_points_and_is_told_why(graded, name, index)
         assert message in text, f"{case['name']}: feedback lacks {message!r}"
     leaked = [line for line in _hidden_lines(name) if line in text]
     assert not leaked, f"hidden tests in the feedback: {leaked[:2]}"
+
+
+def _answer_before(name: str) -> dict[str, str]:
+    """Each test cell's grade id -> the answer cell it grades (the last one before it)."""
+    nb = nbformat.read(COURSE / "source" / name / f"{name}.ipynb", as_version=4)
+    out, last = {}, None
+    for c in nb.cells:
+        meta = c.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            last = meta["grade_id"]
+        elif meta.get("grade"):
+            out[meta["grade_id"]] = last
+    return out
+
+
+@pytest.mark.parametrize("name,index", [(n, k) for n in ASSIGNMENTS for k in range(len(_combined_variants(n)))])
+def test_correct_variants_combined_score_full_marks(graded, name, index):
+    course, students = graded
+    combo = students[name][f"variant{index}"]["variants"]
+    scores = _scores(course, name, f"variant{index}")
+    nb = nbformat.read(COURSE / "source" / name / f"{name}.ipynb", as_version=4)
+    full = {c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"]["points"]) for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")}
+    if scores == full:
+        return
+    import html
+
+    feedback = html.unescape(re.sub(r"<[^>]+>", "", (course / "feedback" / f"variant{index}" / name /
+                                                      f"{name}.html").read_text()))
+    by_cell = {v["cell"]: v for v in combo}
+    answer_of = _answer_before(name)
+    lost = []
+    for test, points in full.items():
+        if scores.get(test) != points:
+            v = by_cell.get(answer_of[test])
+            which = (f"variant {index} of block {answer_of[test]} ({v['name']!r})" if v else
+                     f"block {answer_of[test]} (unchanged; it uses the variants of earlier blocks)")
+            lost.append(f"{test}: {scores.get(test)}/{points} - {which}")
+    applied = "; ".join(f"{c}: {v['name']}" for c, v in by_cell.items())
+    pytest.fail(f"{name}, combined variants #{index}, lost points:\n  " + "\n  ".join(lost) +
+                f"\napplied: {applied}\n(run `python tests/test_cases_inprocess.py {name}` to grade each alone)\n"
+                f"feedback (end): {feedback[-1500:]}")
 
 
 def test_export_has_every_submission_with_its_score(graded):

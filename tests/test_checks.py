@@ -238,3 +238,51 @@ def test_same_function_in_training_mode_compares_running_statistics():
 
     with pytest.raises(CheckFailed, match="the running_mean of 'bn' in your SlowMomentum differs"):
         checks.same_function(SlowMomentum(), BasicConv2d(4, 6, 3, padding=1), torch.randn(4, 4, 5, 5), train=True)
+
+
+def test_a_helper_of_ones_own_may_take_a_keyword_named_like_pytorchs():
+    from torch.nn import functional as F
+
+    def smoothed_ce(logits, target, label_smoothing=0.0):   # the student's own helper
+        logp = F.log_softmax(logits, 1)
+        return -((1 - label_smoothing) * logp.gather(1, target[:, None]).squeeze(1)
+                 + label_smoothing * logp.mean(1)).mean()
+
+    def loss(logits, target, eps):
+        return smoothed_ce(logits, target, label_smoothing=eps)
+
+    checks.does_not_call(loss, {"label_smoothing"}, what="loss", why="")
+
+
+def test_training_mode_pairs_batchnorms_by_dataflow_and_keeps_extra_buffers():
+    from zoolib.layers import BasicConv2d
+
+    class Reversed(nn.Module):   # the reference's two units, created last-first, with a 0-dim buffer of its own
+        def __init__(self):
+            super().__init__()
+            self.second = BasicConv2d(6, 8, 3, padding=1)
+            self.first = BasicConv2d(4, 6, 1)
+            self.register_buffer("scale", torch.tensor(1.0))
+
+        def forward(self, x):
+            return self.second(self.first(x))
+
+    reference = nn.Sequential(BasicConv2d(4, 6, 1), BasicConv2d(6, 8, 3, padding=1))
+    checks.same_function(Reversed(), reference, torch.randn(4, 4, 5, 5), train=True)
+    assert checks._fmt(()) == "a 0-dim scalar"
+
+
+def test_a_global_mean_over_height_and_width_is_global_average_pooling():
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(8, 3, 1)
+
+        def forward(self, x):
+            return self.conv(x).mean(dim=(2, 3))
+
+    reference = nn.Sequential(nn.Conv2d(8, 3, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    checks.same_structure(Head(), reference, (2, 8, 5, 4))
+    wrong = nn.Sequential(nn.Conv2d(8, 3, 1), nn.AdaptiveMaxPool2d(1), nn.Flatten())
+    with pytest.raises(CheckFailed, match="wrong kind of pooling"):
+        checks.same_structure(wrong, reference, (2, 8, 5, 4))

@@ -209,3 +209,27 @@ def test_a_kernel_that_copies_the_references_trace_still_needs_its_outputs():
     checks.same_structure(block, reference, (1, 3, 6, 6))  # the structure can be copied: it is in the text
     with pytest.raises(checks.CheckFailed, match="computes something else|differs"):
         checks.same_function(block, reference, x)
+
+
+def test_a_keyword_passed_to_the_students_own_helper_is_not_pytorchs():
+    source = '''
+import torch
+from torch.nn import functional as F
+
+def smoothed(logits, target, label_smoothing=0.0):
+    logp = F.log_softmax(logits, 1)
+    return -((1 - label_smoothing) * logp.gather(1, target[:, None]).squeeze(1) + label_smoothing * logp.mean(1)).mean()
+
+def loss(logits, target, eps=0.1):
+    return smoothed(logits, target, label_smoothing=eps)
+
+def cheat(logits, target, eps=0.1):
+    return smoothed(logits, target, label_smoothing=eps) * 0 + F.cross_entropy(logits, target, label_smoothing=eps)
+'''
+    namespace: dict = {"__name__": "__main__"}
+    exec(source, namespace)
+    channel = remote.LocalChannel(namespace)
+    channel.sources = [source]
+    checks.does_not_call(channel.lookup("loss"), {"label_smoothing"}, what="loss", why="")
+    with pytest.raises(checks.CheckFailed, match="label_smoothing"):
+        checks.does_not_call(channel.lookup("cheat"), {"label_smoothing"}, what="cheat", why="")

@@ -33,7 +33,9 @@ class CheckFailed(AssertionError):
 
 
 def _fmt(shape) -> str:
-    return "x".join(str(int(s)) for s in shape) if shape is not None else "nothing"
+    if shape is None:
+        return "nothing"
+    return "x".join(str(int(s)) for s in shape) if len(shape) else "a 0-dim scalar"
 
 
 def _describe(m: nn.Module) -> str:
@@ -210,9 +212,10 @@ def _layer_by_layer(mine: list[_Call], out_shape: tuple | None, crash: str | Non
                 and a.out_shape == b.out_shape and a.params == b.params and a.in_shape == b.in_shape)
         if same:
             continue
-        where = (f"layer {i + 1} '{a.name}'{_branch(a.name)}, a {_describe(a.module)}" if a is not None
-                 else f"after your last layer (the reference's layer {i + 1} is '{b.name}'{_branch(b.name)})")
-        lines = [f"{what} first differs from the reference at {where}:"]
+        where = (f"at layer {i + 1} '{a.name}'{_branch(a.name)}, a {_describe(a.module)}" if a is not None
+                 else f"after your last layer, where the reference still has layer {i + 1} '{b.name}'"
+                      f"{_branch(b.name)}")
+        lines = [f"{what} first differs from the reference {where}:"]
         if a is not None and b is not None:
             lines.append(f"  output shape {_fmt(a.out_shape)}, expected {_fmt(b.out_shape)} "
                          f"(reference layer '{b.name}', a {_describe(b.module)})")
@@ -301,6 +304,11 @@ def _copy_weights(block: nn.Module, reference: nn.Module, what: str, x: torch.Te
     src, dst = reference.state_dict(), block.state_dict()
     src_shapes = [tuple(v.shape) for v in src.values()]
     dst_shapes = [tuple(v.shape) for v in dst.values()]
+    aligned = None if src_shapes == dst_shapes else _align_extra_entries([[k, list(v.shape)] for k, v in dst.items()],
+                                                                           src)
+    if aligned is not None:   # the student's extra buffers keep their values
+        block.load_state_dict({k: (v if new is None else new) for (k, v), new in zip(dst.items(), aligned)})
+        return
     if src_shapes != dst_shapes:
         for i, (a, b) in enumerate(zip(dst_shapes, src_shapes)):
             if a != b:
@@ -341,7 +349,7 @@ def same_function(block: nn.Module, reference: nn.Module, x: torch.Tensor, what:
     diff = (out - ref_out).abs().max().item()
     if diff <= atol:
         if train:
-            _same_running_stats(block, reference, what, atol)
+            _same_running_stats(block, reference, what, atol, _bn_names(block, reference, tuple(x.shape)))
         return
     # Pair the layers as their weights were paired (registration order) and report the first
     # whose output differs: layers before it in its branch still computed the right thing.
@@ -354,12 +362,29 @@ def _branch_outputs(module: nn.Module, x: torch.Tensor) -> list[tuple[str, torch
     return _outputs([(n, m) for n, m in module.named_children() if any(True for _ in m.parameters())], module, x)
 
 
-def _same_running_stats(block: nn.Module, reference: nn.Module, what: str, atol: float) -> None:
-    """After a training-mode pass, each BatchNorm's running statistics equal the reference's."""
+def _bn_names(block: nn.Module, reference: nn.Module, size) -> dict:
+    """The student's BatchNorm layers -> the reference's each plays the part of, by dataflow ({} if unknown)."""
+    from . import dataflow
+
+    mine, ref = _dataflow(block, size), _dataflow(reference, size)
+    if mine is None or ref is None or dataflow.compare(mine, ref):
+        return {}
+    s_ops, r_ops = mine.by_id(), ref.by_id()
+    return {dataflow._owner(s_ops[a]): dataflow._owner(r_ops[b]) for a, b in dataflow.pair(mine, ref)
+            if a in s_ops and b in r_ops and "batch_norm" in s_ops[a].kind}
+
+
+def _same_running_stats(block: nn.Module, reference: nn.Module, what: str, atol: float,
+                        names: dict | None = None) -> None:
+    """After a training-mode pass, each BatchNorm's running statistics equal the reference's (paired by
+    dataflow when ``names`` pairs them all, else in registration order)."""
     mine = [(n, m) for n, m in block.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    ref = [m for m in reference.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    ref_named = {n: m for n, m in reference.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    ref = list(ref_named.values())
     if len(mine) != len(ref):
         raise CheckFailed(f"{what} has {len(mine)} BatchNorm layers, the reference {len(ref)}.")
+    if names and all(names.get(n) in ref_named for n, _ in mine):
+        ref = [ref_named[names[n]] for n, _ in mine]
     for (name, a), b in zip(mine, ref):
         for stat in ("running_mean", "running_var"):
             sa, sb = getattr(a, stat, None), getattr(b, stat)
@@ -533,6 +558,14 @@ def _first_use(fn, names: set[str], seen: set[int]) -> str | None:
     if id(fn) in seen or not isinstance(fn, types.FunctionType):
         return None
     seen.add(id(fn))
+    # keyword arguments that the notebook's own functions take (a helper's label_smoothing=) are theirs
+    own_params: set[str] = set()
+    for ins in dis.get_instructions(fn.__code__):
+        target = (fn.__globals__.get(ins.argval) if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") else
+                  _closure_value(fn, ins.argval) if ins.opname == "LOAD_DEREF" else None)
+        if isinstance(target, types.FunctionType) and target.__module__ == fn.__module__:
+            c = target.__code__
+            own_params |= set(c.co_varnames[:c.co_argcount + c.co_kwonlyargcount])
     codes = [fn.__code__]
     while codes:
         code = codes.pop()
@@ -552,8 +585,8 @@ def _first_use(fn, names: set[str], seen: set[int]) -> str | None:
         for const in code.co_consts:
             if isinstance(const, types.CodeType):
                 codes.append(const)
-            elif isinstance(const, tuple) and names & {c for c in const if isinstance(c, str)}:
-                return sorted(names & set(const))[0]  # a keyword argument
+            elif isinstance(const, tuple) and (names - own_params) & {c for c in const if isinstance(c, str)}:
+                return sorted((names - own_params) & set(const))[0]  # a keyword argument
     return None
 
 
@@ -813,7 +846,12 @@ def _same_function_remote(block, reference: nn.Module, x: torch.Tensor, what: st
     ref_trace = _dataflow(reference, tuple(x.shape))
     mine, reply = _remote_trace(block, what, size=list(x.shape), train=False, keep=True)
     load: dict = {}
+    bn_names: dict = {}   # the student's BatchNorm -> the reference's it plays the part of (by dataflow)
     if mine is not None and ref_trace is not None and not dataflow.compare(mine, ref_trace):
+        s_ops, r_ops = mine.by_id(), ref_trace.by_id()
+        for s_op, r_op in dataflow.pair(mine, ref_trace):
+            if s_op in s_ops and r_op in r_ops and "batch_norm" in s_ops[s_op].kind:
+                bn_names[dataflow._owner(s_ops[s_op])] = dataflow._owner(r_ops[r_op])
         # the same weights on both sides: each tensor filled from a seed the kernel is sent, not the tensor
         read = reply.get("read") if isinstance(reply.get("read"), dict) else {}
         by_op: dict | None = {}
@@ -841,7 +879,10 @@ def _same_function_remote(block, reference: nn.Module, x: torch.Tensor, what: st
         src = reference.state_dict()
         src_shapes = [tuple(v.shape) for v in src.values()]
         dst_shapes = [tuple(s[1]) if isinstance(s, list) and len(s) == 2 else None for s in state]
-        if src_shapes != dst_shapes:
+        aligned = None if src_shapes == dst_shapes else _align_extra_entries(state, src)
+        if aligned is not None:   # the student's extra buffers or attributes keep their values
+            load = {"by_order": aligned}
+        elif src_shapes != dst_shapes:
             for i, (a, b) in enumerate(zip(dst_shapes, src_shapes)):
                 if a != b:
                     raise CheckFailed(f"{what}'s tensors do not line up with the reference's: '{state[i][0]}' is "
@@ -850,7 +891,8 @@ def _same_function_remote(block, reference: nn.Module, x: torch.Tensor, what: st
                                       f"branch).")
             raise CheckFailed(f"{what} has {len(dst_shapes)} weight tensors, the reference {len(src)}.\n  hint: a "
                               f"layer (or a bias) is missing or extra.")
-        load = {"by_order": [v.detach().clone() for v in src.values()]}
+        else:
+            load = {"by_order": [v.detach().clone() for v in src.values()]}
     try:
         run = remote.request(block, "run", x=x, train=train, **load)
     except remote.RemoteError as err:
@@ -866,9 +908,12 @@ def _same_function_remote(block, reference: nn.Module, x: torch.Tensor, what: st
     if diff <= atol:
         if train:
             mine_stats = [s for s in run.get("stats", []) if isinstance(s, list) and len(s) == 3]
-            ref_stats = [m for m in reference.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+            ref_named = {n: m for n, m in reference.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+            ref_stats = list(ref_named.values())
             if len(mine_stats) != len(ref_stats):
                 raise CheckFailed(f"{what} has {len(mine_stats)} BatchNorm layers, the reference {len(ref_stats)}.")
+            if all(bn_names.get(s[0]) in ref_named for s in mine_stats):   # paired by dataflow, whatever the order
+                ref_stats = [ref_named[bn_names[s[0]]] for s in mine_stats]
             for (name, mean, var), b in zip(mine_stats, ref_stats):
                 for stat, sa in (("running_mean", mean), ("running_var", var)):
                     sb = getattr(b, stat)
@@ -882,6 +927,27 @@ def _same_function_remote(block, reference: nn.Module, x: torch.Tensor, what: st
     watched = watched if isinstance(watched, dict) else {}
     _explain_difference(watched.get("layers", []), _activations(reference, x), watched.get("children", []),
                         _branch_outputs(reference, x), what, atol, diff)
+
+
+def _align_extra_entries(state: list, src: dict) -> list | None:
+    """The reference's state_dict entries in the order of the student's, None for entries of the student's own
+    (an extra buffer such as a persistent ``scale``): each reference entry must find, in order, a student entry
+    of its shape and kind (weight, bias, running_mean, ...); None when they do not line up that way."""
+    ref = list(src.items())
+    out, i = [], 0
+    for entry in state:
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+            return None
+        name, shape = entry
+        if i < len(ref) and tuple(ref[i][1].shape) == tuple(shape) and \
+                name.rpartition(".")[2] == ref[i][0].rpartition(".")[2]:
+            out.append(ref[i][1].detach().clone())
+            i += 1
+        elif name.rpartition(".")[2] in ("weight", "bias", "running_mean", "running_var"):
+            return None    # a layer's tensor without its counterpart: not an extra of the student's own
+        else:
+            out.append(None)
+    return out if i == len(ref) else None
 
 
 def _explain_difference(mine_layers, ref_layers, mine_children, ref_children, what, atol, diff) -> None:
@@ -1051,17 +1117,27 @@ def _static_use(sources: Sequence[str], name: str, names: set) -> str | None:
             continue
         seen.add(current)
         for node in defs[current]:
+            # the submission's own names: parameters and local variables are not PyTorch's, and a keyword
+            # argument passed to a function of the submission (a helper's label_smoothing=) goes to it
+            local = {a.arg for f in ast.walk(node) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+                     for a in (f.args.posonlyargs + f.args.args + f.args.kwonlyargs +
+                               [x for x in (f.args.vararg, f.args.kwarg) if x])}
+            local |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+            own_calls = {id(k) for c in ast.walk(node) if isinstance(c, ast.Call) and (
+                (isinstance(c.func, ast.Name) and c.func.id in defs) or
+                (isinstance(c.func, ast.Attribute) and isinstance(c.func.value, ast.Name) and c.func.value.id == "self"))
+                for k in c.keywords}
             for sub in ast.walk(node):
                 if isinstance(sub, ast.Attribute) and sub.attr in names and not (
                         isinstance(sub.value, ast.Name) and sub.value.id == "self"):
                     return sub.attr
-                if isinstance(sub, ast.keyword) and sub.arg in names:
+                if isinstance(sub, ast.keyword) and sub.arg in names and id(sub) not in own_calls:
                     return sub.arg
                 if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and sub.value in names:
                     return sub.value
                 if isinstance(sub, ast.Name) and sub.id != current:
                     if sub.id in defs:
                         todo.append(sub.id)
-                    elif sub.id in names:
+                    elif sub.id in names and sub.id not in local:
                         return sub.id
     return None

@@ -141,7 +141,11 @@ def _settings(kind: str, args: tuple, kwargs: dict) -> dict:
     if kind in ("native_dropout", "dropout"):
         return {"p": float(a[1]), "train": bool(a[2]) if len(a) > 2 and a[2] is not None else True}
     if kind == "mean":
-        return {"dims": _ints(a[1]) if len(a) > 1 and a[1] is not None else [], "keepdim": bool(a[2]) if len(a) > 2 else False}
+        # dims counted from the front (x.mean((2, 3)) and x.mean((-1, -2)) are one global average pool);
+        # keepdim only re-views the result, as a flatten or squeeze after it does, so it decides nothing
+        ndim = a[0].dim() if isinstance(a[0], torch.Tensor) else 0
+        dims = _ints(a[1]) if len(a) > 1 and a[1] is not None else []
+        return {"dims": sorted(d % ndim if ndim else d for d in dims) if dims else list(range(ndim))}
     if kind in ("leaky_relu", "hardtanh", "elu", "softplus"):
         return {"args": [float(x) for x in a[1:] if isinstance(x, (int, float))]}
     if kind in ("addmm", "mm", "linear"):
@@ -274,6 +278,7 @@ _NAMES = {"convolution": "Conv", "max_pool2d_with_indices": "MaxPool", "max_pool
           "avg_pool2d": "AvgPool", "native_batch_norm": "BatchNorm", "_native_batch_norm_legit": "BatchNorm",
           "_native_batch_norm_legit_no_training": "BatchNorm", "relu": "ReLU", "cat": "concatenation",
           "add": "addition", "native_dropout": "Dropout", "mean": "mean (global average pool)", "addmm": "Linear",
+          "adaptive_max_pool2d": "AdaptiveMaxPool", "_adaptive_avg_pool2d": "AdaptiveAvgPool",
           "sigmoid": "Sigmoid", "tanh": "Tanh", "mul": "multiplication"}
 
 
@@ -536,9 +541,12 @@ def _hint(sop: Op, rop: Op) -> str:
         return " - the 1xn and nx1 kernels are swapped"
     if "batch_norm" in sop.kind and "batch_norm" in rop.kind and not s.get("running_stats") and r.get("running_stats"):
         return " - keep track_running_stats=True so evaluation uses the running mean and variance"
-    if {sop.kind, rop.kind} == {"avg_pool2d", "max_pool2d_with_indices"}:
+    if sop.kind != rop.kind and {_kind(sop), _kind(rop)} <= _POOLS:
         return " - wrong kind of pooling"
     return ""
+
+
+_POOLS = {"max_pool2d", "avg_pool2d", "mean", "adaptive_max_pool2d", "_adaptive_avg_pool2d", "amax", "max"}
 
 
 def pair(student: Trace, reference: Trace) -> list[tuple[int, int]]:

@@ -229,7 +229,10 @@ def _load(module: nn.Module, number: int, req: dict) -> None:
         elif "by_order" in req:  # the state_dict, entry by entry
             state = module.state_dict()
             values = _dec(req["by_order"])
-            module.load_state_dict(dict(zip(state, values)))
+            if len(values) != len(state):
+                raise ValueError(f"{len(values)} tensors were sent for {len(state)} state_dict entries")
+            keep = {k: v for k, v in zip(state, values) if v is None}   # the student's own extras keep their values
+            module.load_state_dict({k: (state[k] if k in keep else v) for k, v in zip(state, values)})
 
 
 _BN = nn.modules.batchnorm._BatchNorm

@@ -219,10 +219,12 @@ assert _calls["conv_params"] >= 5 and _calls["conv_output_size"] >= 8, (
 # | 4 | 3 | 512 | 14×14×512 |
 # | 5 | 3 | 512 | 7×7×512 |
 #
-# Write `VGGBlock(num_convs, in_channels, out_channels)` as an `nn.Module` with one attribute,
-# `layers`: an `nn.Sequential` of conv, ReLU, conv, ReLU, ..., max-pool, created in that order.
-# `forward` returns `self.layers(x)`. On an odd size the pool drops the last row and column
-# (7×7 becomes 3×3), as PyTorch's default does.
+# Write `VGGBlock(num_convs, in_channels, out_channels)` as an `nn.Module` that computes conv,
+# ReLU, conv, ReLU, ..., max-pool, in that order; for instance with one attribute `layers`, an
+# `nn.Sequential` of these layers, and a `forward` that returns `self.layers(x)`. The tests follow
+# the data through your block, so the names, the containers and the order in which you create the
+# layers are up to you. On an odd size the pool drops the last row and column (7×7 becomes 3×3),
+# as PyTorch's default does.
 
 # %% [solution id=vgg_block]
 class VGGBlock(nn.Module):

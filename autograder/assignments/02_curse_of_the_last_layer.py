@@ -91,8 +91,9 @@ assert type(dense_head_params(3, 2, 5, 7, 2)) is int, "dense_head_params should 
 #
 # $$ \text{logits}_k = \frac{1}{m_h m_w}\sum_{i,j} \Big(b_k + \sum_{c'} W_{k c'}\, x_{c', i, j}\Big) . $$
 #
-# Write `ConvGAPHead(in_channels, num_classes)` as an `nn.Module` with two attributes, created
-# in this order:
+# Write `ConvGAPHead(in_channels, num_classes)` as an `nn.Module` with these two layers (the
+# tests follow the data through your head, so the attribute names are only the usual ones, and
+# the order in which you create them is up to you):
 #
 # | attribute | layer |
 # | --- | --- |

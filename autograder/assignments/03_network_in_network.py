@@ -42,7 +42,8 @@ torch.manual_seed(0)
 # `padding` (the 1×1 ones have stride 1 and no padding). Every convolution has a bias and is
 # followed by a ReLU.
 #
-# Store the layers in one `nn.Sequential` called `layers`, created in this order:
+# The layers run in this order; store them, for instance, in one `nn.Sequential` called `layers`
+# (the tests follow the data through your block, so the names and the containers are up to you):
 #
 # | position | layer |
 # | --- | --- |

@@ -76,8 +76,10 @@ checks.function_matches(inception_macs, _reference_macs, _cases, what="inception
 # ## 2. The Inception block
 #
 # Write the block with dimension reductions (the paper's Figure 2b). Its constructor takes
-# the input channels and the six widths of Table 1, in the table's column order. Create the
-# layers in this order, branch by branch, each convolution followed by a ReLU:
+# the input channels and the six widths of Table 1, in the table's column order. Each branch
+# runs its layers in the order of the table, each convolution followed by a ReLU. The tests
+# follow the data through your block, so the attribute names below are only the usual ones, and
+# the order in which you create the layers or run the branches is up to you:
 #
 # | attribute | layers |
 # | --- | --- |
@@ -159,8 +161,12 @@ def googlenet_stage3():
     ### END SOLUTION
 
 # %% [tests id=test_stage3 points=2]
+import zoolib
+
 stage3 = googlenet_stage3()
-checks.expect_shape(stage3, (1, 192, 28, 28), (1, 480, 14, 14), what="your stage 3")
+_googlenet = zoolib.get_model("googlenet")
+checks.expect_shape(stage3, (1, 192, 28, 28), (1, 480, 14, 14), what="your stage 3",
+                    reference=nn.Sequential(_googlenet.inception3a, _googlenet.inception3b, _googlenet.maxpool3))
 ### BEGIN HIDDEN TESTS
 import zoolib
 

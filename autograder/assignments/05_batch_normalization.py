@@ -252,7 +252,7 @@ checks.gradients_flow(BatchNorm(7, num_dims=2), torch.randn(6, 7), what="your Ba
 # | `branch3` | 1×1 conv to `dbl3x3red`, 3×3 conv to `dbl3x3` (padding 1), 3×3 conv `dbl3x3` → `dbl3x3` (padding 1) |
 # | `branch4` | 3×3 pool (stride 1, padding 1), 1×1 conv to `pool_proj` |
 #
-# Every "conv" in the table is three layers, created in this order: an `nn.Conv2d` **without
+# Every "conv" in the table is three layers, one after the other: an `nn.Conv2d` **without
 # bias** (the BN's $\beta$ does its job), an `nn.BatchNorm2d` with `eps=1e-3` (the value of
 # the Inception family's TensorFlow originals, `zoolib.BN_EPS`), and a ReLU. Here you may use
 # PyTorch's `nn.BatchNorm2d`. The pool of `branch4` is `nn.AvgPool2d(3, stride=1, padding=1)`

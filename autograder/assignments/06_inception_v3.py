@@ -25,10 +25,12 @@
 # height × width, as PyTorch takes them: a "1×7" convolution is `kernel_size=(1, 7)` and
 # keeps the grid with `padding=(0, 3)`.
 #
-# The tests load the reference's weights into your module *by position*, and compare your
-# layers with the reference's in the order they run. So create the layers in `__init__` in
-# exactly the order of each table (branch by branch, top to bottom), run them in `forward`
-# in that same order, and concatenate the branches in that order.
+# The tests follow the data through your module (which layer feeds which, and where the
+# branches meet), match each of your layers with the reference's layer that plays its part, and
+# load the reference's weights that way. So the attribute names in the tables are only the usual
+# ones, and the order in which you create the layers or run the branches is up to you; what
+# counts is that each branch computes the layers of its table in that order, and that `forward`
+# concatenates the branches in the order given.
 #
 # Write your own code: an answer that imports or subclasses the course's reference
 # implementation (`zoolib`'s modules other than `BasicConv2d`) earns no points for that block.
@@ -110,6 +112,8 @@ checks.same_function(InceptionA(24, 8), zoolib.InceptionA(24, 8), torch.randn(1,
                      what="your InceptionA(24, 8) (eval mode, batch 1, 9x9)")
 checks.same_function(InceptionA(16, 4), zoolib.InceptionA(16, 4), torch.randn(3, 16, 5, 7),
                      what="your InceptionA(16, 4) (eval mode, batch 3, 5x7)")
+checks.same_function(InceptionA(16, 4), zoolib.InceptionA(16, 4), torch.randn(4, 16, 5, 5), train=True,
+                     what="your InceptionA(16, 4) (training mode, batch 4, 5x5)")
 checks.gradients_flow(InceptionA(16, 4), torch.randn(2, 16, 6, 6), what="your InceptionA")
 ### END HIDDEN TESTS
 
@@ -181,6 +185,8 @@ checks.same_function(InceptionB(20, 6), zoolib.InceptionB(20, 6), torch.randn(1,
                      what="your InceptionB(20, 6) (eval mode, batch 1, 9x9)")
 checks.same_function(InceptionB(12, 8), zoolib.InceptionB(12, 8), torch.randn(2, 12, 7, 10),
                      what="your InceptionB(12, 8) (eval mode, batch 2, 7x10)")
+checks.same_function(InceptionB(12, 4), zoolib.InceptionB(12, 4), torch.randn(4, 12, 7, 7), train=True,
+                     what="your InceptionB(12, 4) (training mode, batch 4, 7x7)")
 checks.gradients_flow(InceptionB(12, 4), torch.randn(2, 12, 7, 7), what="your InceptionB")
 ### END HIDDEN TESTS
 
@@ -256,6 +262,8 @@ checks.same_function(InceptionC(24), zoolib.InceptionC(24), torch.randn(1, 24, 5
                      what="your InceptionC(24) (eval mode, batch 1, 5x5)")
 checks.same_function(InceptionC(16), zoolib.InceptionC(16), torch.randn(2, 16, 3, 4),
                      what="your InceptionC(16) (eval mode, batch 2, 3x4)")
+checks.same_function(InceptionC(8), zoolib.InceptionC(8), torch.randn(4, 8, 3, 3), train=True,
+                     what="your InceptionC(8) (training mode, batch 4, 3x3)")
 checks.gradients_flow(InceptionC(8), torch.randn(2, 8, 3, 3), what="your InceptionC")
 ### END HIDDEN TESTS
 
@@ -314,6 +322,8 @@ checks.same_function(ReductionA(24), zoolib.ReductionA(24), torch.randn(1, 24, 9
                      what="your ReductionA(24) (eval mode, batch 1, 9x9)")
 checks.same_function(ReductionA(16), zoolib.ReductionA(16), torch.randn(3, 16, 8, 7),
                      what="your ReductionA(16) (eval mode, batch 3, 8x7)")
+checks.same_function(ReductionA(8), zoolib.ReductionA(8), torch.randn(4, 8, 7, 7), train=True,
+                     what="your ReductionA(8) (training mode, batch 4, 7x7)")
 checks.gradients_flow(ReductionA(8), torch.randn(2, 8, 7, 7), what="your ReductionA")
 ### END HIDDEN TESTS
 

@@ -16,9 +16,11 @@
 # gradients). Their messages tell you which branch or layer is wrong. You can run
 # `zoolib.checks` yourself while you work.
 #
-# The tests load the reference's weights into your block *by position*, and compare your
-# layers with the reference's in the order they run. So create the layers in `__init__` in
-# exactly the order given below, and run them in `forward` in that same order.
+# The tests follow the data through your block (which layer feeds which, and where the
+# branches meet), match each of your layers with the reference's layer that plays its part, and
+# load the reference's weights that way. So the order in which you create the layers is up to
+# you; what counts is what each branch computes, in the order given below, and the order in
+# which `forward` concatenates the branches. The default arguments are graded too.
 #
 # Write your own code: an answer that imports or subclasses the course's reference
 # implementation (`zoolib`'s blocks other than `BasicConv2d`) earns no points for that block.
@@ -103,7 +105,8 @@ import zoolib
 checks.not_reference(Block35, allowed=(zoolib.BasicConv2d,), what="your Block35 class")
 checks.not_reference(block, allowed=(zoolib.BasicConv2d,), what="your Block35 block")
 checks.same_structure(Block35(256, 32, (32, 32), (32, 32, 32)), zoolib.Block35(256, 32, (32, 32), (32, 32, 32)),
-                      (1, 256, 35, 35), what="your Block35(256, 32, (32, 32), (32, 32, 32)) (Figure 10) at 35x35")
+                      (1, 256, 35, 35), what="your Block35(256, 32, (32, 32), (32, 32, 32)) (Figure 10, built with the default "
+                                            "scale and no_relu) at 35x35")
 checks.same_structure(Block35(16, 4, (4, 6), (4, 6, 8)), zoolib.Block35(16, 4, (4, 6), (4, 6, 8)), (1, 16, 9, 7),
                       what="your Block35(16, 4, (4, 6), (4, 6, 8)) on a 9x7 input")
 torch.manual_seed(6)
@@ -118,6 +121,13 @@ checks.same_function(Block35(12, 8, (4, 4), (4, 4, 4), scale=0.1),
 checks.same_function(Block35(16, 4, (4, 6), (4, 6, 8), scale=0.5, no_relu=True),
                      zoolib.Block35(16, 4, (4, 6), (4, 6, 8), scale=0.5, no_relu=True), _x,
                      what="your Block35 with no_relu=True (eval mode, batch 1, 9x9)")
+# the defaults: built without scale and no_relu, as the reference is built the same way
+checks.same_function(Block35(16, 4, (4, 6), (4, 6, 8)), zoolib.Block35(16, 4, (4, 6), (4, 6, 8)), _x,
+                     what="your Block35(16, 4, (4, 6), (4, 6, 8)) built with the default scale and no_relu "
+                          "(eval mode, batch 1, 9x9)")
+checks.same_function(Block35(12, 8, (4, 4), (4, 4, 4), scale=0.2), zoolib.Block35(12, 8, (4, 4), (4, 4, 4), scale=0.2),
+                     torch.randn(4, 12, 5, 5), train=True,
+                     what="your Block35 with scale=0.2 (training mode, batch 4, 5x5)")
 checks.gradients_flow(Block35(16, 4, (4, 6), (4, 6, 8), scale=0.17), torch.randn(2, 16, 6, 6), what="your Block35")
 ### END HIDDEN TESTS
 
@@ -127,7 +137,8 @@ checks.gradients_flow(Block35(16, 4, (4, 6), (4, 6, 8), scale=0.17), torch.randn
 # He et al.'s basic block computes $F(x)$ with two 3×3 convolutions and outputs
 # $y = \mathrm{ReLU}(F(x) + x)$, where $F(x) = \mathrm{BN}_2(\mathrm{conv}_2(\mathrm{ReLU}(
 # \mathrm{BN}_1(\mathrm{conv}_1(x)))))$. Write `ResidualBlock(in_channels, out_channels,
-# stride=1, use_1x1conv=False)` with these attributes, created in this order:
+# stride=1, use_1x1conv=False)` with these layers (the usual attribute names; you may create them
+# in any order):
 #
 # | attribute | layer |
 # | --- | --- |
