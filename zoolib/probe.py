@@ -68,9 +68,9 @@ def _ref(obj) -> dict:
     mro = [[_name(c, "__module__"), _name(c, "__qualname__")] for c in cls.__mro__]
     kind = ("class" if isinstance(obj, type) else "module" if isinstance(obj, nn.Module)
             else "function" if callable(obj) else "object")
-    info = {"id": number, "type": _name(cls, "__qualname__"), "mro": mro, "kind": kind}
+    info = {"id": number, "type": _name(cls, "__name__"), "mro": mro, "kind": kind}   # names as in messages
     if kind in ("class", "function"):
-        info["name"] = _name(obj, "__qualname__") or _name(obj, "__name__")
+        info["name"] = _name(obj, "__name__") or _name(obj, "__qualname__")
         if kind == "class":
             info["bases"] = [[_name(c, "__module__"), _name(c, "__qualname__")] for c in obj.__mro__]
     return info
