@@ -702,30 +702,24 @@ def batchnorm_matches(make_layer: Callable[[], nn.Module], num_dims: int, num_fe
 
 
 def _set_affine(layer: nn.Module, gamma: torch.Tensor, beta: torch.Tensor, what: str) -> None:
-    if remote.is_remote(layer):
+    if remote.is_remote(layer):  # copies, by name: the values are then assigned in the kernel
         params = {k: v for k, v in _tensors_of(layer).items() if k in _remote_names(layer, "parameters")}
-        g_name = "gamma" if "gamma" in params else "weight"
-        b_name = "beta" if "beta" in params else "bias"
-        g, b = params.get(g_name), params.get(b_name)
-        if g is None or b is None:
-            raise CheckFailed(f"{what} needs learnable parameters named gamma and beta (one value per channel); "
-                              f"found {sorted(params) or 'none'}.")
-        if g.numel() != gamma.numel() or b.numel() != beta.numel():
-            raise CheckFailed(f"{what}'s gamma has {g.numel()} values and beta {b.numel()}; expected one per "
-                              f"channel ({gamma.numel()}).")
-        remote.request(layer, "assign", values={g_name: gamma.reshape(g.shape), b_name: beta.reshape(b.shape)})
-        return
-    params = dict(layer.named_parameters())
-    g = params.get("gamma", params.get("weight"))
-    b = params.get("beta", params.get("bias"))
+    else:
+        params = dict(layer.named_parameters())
+    g_name = "gamma" if "gamma" in params else "weight"
+    b_name = "beta" if "beta" in params else "bias"
+    g, b = params.get(g_name), params.get(b_name)
     if g is None or b is None:
         raise CheckFailed(f"{what} needs learnable parameters named gamma and beta (one value per channel); "
                           f"found {sorted(params) or 'none'}.")
     if g.numel() != gamma.numel() or b.numel() != beta.numel():
         raise CheckFailed(f"{what}'s gamma has {g.numel()} values and beta {b.numel()}; expected one per channel "
                           f"({gamma.numel()}).")
-    g.copy_(gamma.reshape(g.shape))
-    b.copy_(beta.reshape(b.shape))
+    if remote.is_remote(layer):
+        remote.request(layer, "assign", values={g_name: gamma.reshape(g.shape), b_name: beta.reshape(b.shape)})
+    else:
+        g.copy_(gamma.reshape(g.shape))
+        b.copy_(beta.reshape(b.shape))
 
 
 def _running_stats(layer: nn.Module, what: str):
