@@ -231,10 +231,21 @@ def _covered(fp, hashes) -> float:
 
 
 def _sources(fp, references: dict, most: int = 3) -> list[str]:
-    """The zoolib definitions that an answer's matches come from, most matched first."""
-    shared = sorted(((len(fp.hashes & ref.hashes), name) for name, ref in references.items()), reverse=True)
-    top = shared[0][0] if shared else 0
-    return [name for n, name in shared[:most] if n and n >= 0.2 * top]
+    """The zoolib definitions that an answer's matches come from, as a greedy cover.
+
+    The first is the definition sharing most fingerprints with the answer; each next one is the
+    definition that explains most of the matches not yet explained. Near-copies of the first
+    (``NaiveInception`` beside ``Inception``) add nothing new, so a pasted helper class is named.
+    """
+    left = set(fp.hashes) & set().union(*(ref.hashes for ref in references.values())) if references else set()
+    total, names = len(left), []
+    while left and len(names) < most:
+        gain, name = max((len(left & ref.hashes), name) for name, ref in references.items())
+        if not gain or gain < 0.05 * total:
+            break
+        names.append(name)
+        left -= references[name].hashes
+    return names
 
 
 def compare(course: Path, assignment: str, problems: list[str] | None = None):
