@@ -90,3 +90,62 @@ def test_residual_block_adds_its_input():
 def test_honours_num_classes_and_in_channels():
     model = get_model("resnet18", num_classes=10, in_channels=1)
     assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)
+
+
+# -- the CIFAR-10 networks of He et al. 2015, Sec. 4.2 ------------------------------------------------
+
+from zoolib.models.resnet import CifarBlock, cifar_resnet  # noqa: E402
+
+# He et al. 2015, Table 6: depth -> parameters ("0.27M" ... "1.7M")
+PAPER_TABLE_6 = {20: 0.27e6, 32: 0.46e6, 44: 0.66e6, 56: 0.85e6, 110: 1.7e6}
+
+
+@pytest.mark.parametrize("depth", sorted(PAPER_TABLE_6))
+def test_cifar_resnet_parameters_match_table_6(depth):
+    quoted = PAPER_TABLE_6[depth]
+    digits = 0.01e6 if quoted < 1e6 else 0.1e6   # the table's precision
+    assert abs(n_params(cifar_resnet(depth)) - quoted) <= digits / 2
+
+
+def test_cifar_resnet20_parameters_by_hand():
+    # stem: 3x3x3x16 conv + BN; per block two 3x3 convs + two BNs; option A shortcuts hold nothing
+    def block(c_in, c_out):
+        return 9 * c_in * c_out + 9 * c_out * c_out + 4 * c_out
+    total = 9 * 3 * 16 + 2 * 16
+    total += 3 * block(16, 16) + block(16, 32) + 2 * block(32, 32) + block(32, 64) + 2 * block(64, 64)
+    total += 64 * 10 + 10
+    assert n_params(cifar_resnet(20)) == total == n_params(cifar_resnet(20, plain=True))
+
+
+def test_cifar_resnet_depth_counts_weighted_layers():
+    for depth in (20, 56):
+        weighted = [m for m in cifar_resnet(depth).modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        assert len(weighted) == depth
+    with pytest.raises(ValueError, match="6n \\+ 2"):
+        cifar_resnet(21)
+
+
+def test_cifar_shapes_halve_the_grid_twice():
+    model = cifar_resnet(20, in_channels=1).eval()
+    x = model.stem(torch.randn(2, 1, 28, 28))
+    shapes = []
+    for stage in model.stages:
+        x = stage(x)
+        shapes.append(tuple(x.shape[1:]))
+    assert shapes == [(16, 28, 28), (32, 14, 14), (64, 7, 7)]
+
+
+def test_option_a_shortcut_and_the_plain_block():
+    """With the residual branch silenced, a block passes relu(x), subsampled and zero-padded; a plain one passes 0."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 6, 6)
+    for shortcut in (True, False):
+        block = CifarBlock(4, 8, stride=2, shortcut=shortcut).eval()
+        nn.init.zeros_(block.conv2.weight)   # F(x) = bn2(0) = 0 in eval mode with fresh statistics
+        y = block(x)
+        assert y.shape == (2, 8, 3, 3)
+        if shortcut:
+            torch.testing.assert_close(y[:, :4], torch.relu(x[:, :, ::2, ::2]))
+            assert (y[:, 4:] == 0).all()
+        else:
+            assert (y == 0).all()

@@ -18,14 +18,24 @@ max-pool, four stages of two blocks with 64, 128, 256 and 512 channels (each sta
 the first halves the resolution in its first block), global average pooling and one dense
 layer. At 224x224 the stages give 64x56x56, 128x28x28, 256x14x14 and 512x7x7.
 11,689,512 parameters with 1000 classes.
+
+``cifar_resnet`` is the paper's other family (Sec. 4.2): the networks it uses to compare plain
+and residual stacks of equal depth. A 3x3 stem of 16 channels, three stages of ``n`` blocks on
+16, 32 and 64 channels (the second and third halve the grid), global average pooling and one
+dense layer: ``6n + 2`` weighted layers. Its shortcuts are the paper's *option A*, so they hold
+no parameters: where a block halves the grid and doubles the channels, the shortcut takes every
+other pixel and pads the new channels with zeros. ``plain=True`` builds the same layers with no
+shortcut at all, the paper's "plain" baseline.
 """
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._registry import register_model
 
-__all__ = ["ResidualBlock", "ResNet", "RESNET18_STAGES", "STEM_CHANNELS", "resnet18"]
+__all__ = ["ResidualBlock", "ResNet", "RESNET18_STAGES", "STEM_CHANNELS", "resnet18",
+           "CIFAR_STAGE_CHANNELS", "CifarBlock", "CifarResNet", "cifar_resnet"]
 
 RESNET_PAPER = "He, Zhang, Ren & Sun 2015, Deep Residual Learning for Image Recognition (arXiv:1512.03385)"
 
@@ -106,3 +116,84 @@ class ResNet(nn.Module):
                 twins={"torchvision": "resnet18"})
 def resnet18(num_classes: int = 1000, in_channels: int = 3) -> ResNet:
     return ResNet(RESNET18_STAGES, num_classes, in_channels)
+
+
+# Channels of the three stages of the CIFAR-10 networks. Source: He et al. 2015, Sec. 4.2
+# ("the numbers of filters are {16, 32, 64} respectively").
+CIFAR_STAGE_CHANNELS = (16, 32, 64)
+
+
+class CifarBlock(nn.Module):
+    """Two 3x3 convolutions with BN, as ``ResidualBlock``; the shortcut is option A or none.
+
+    ``shortcut=False`` is the plain network's block: ``relu(bn2(conv2(...)))`` with nothing added.
+    With a shortcut, a block that halves the grid adds ``x[:, :, ::2, ::2]`` with the extra
+    channels zero (He et al. 2015, Sec. 4.2, option A: "the shortcut still performs identity
+    mapping, with extra zero entries padded for increasing dimensions").
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, shortcut: bool = True):
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError("option A shortcuts can only add channels")
+        self.conv1 = _conv(in_channels, out_channels, 3, stride)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = _conv(out_channels, out_channels, 3)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut = shortcut
+        self.stride = stride
+        self.extra_channels = out_channels - in_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        if not self.shortcut:
+            return self.relu(y)
+        if self.stride != 1:
+            x = x[:, :, ::self.stride, ::self.stride]
+        if self.extra_channels:
+            x = F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))  # zero channels after the old ones
+        return self.relu(y + x)
+
+
+class CifarResNet(nn.Module):
+    """He et al.'s CIFAR-10 network of depth ``6n + 2``, residual or plain."""
+
+    def __init__(self, n: int, num_classes: int = 10, in_channels: int = 3, plain: bool = False,
+                 widths=CIFAR_STAGE_CHANNELS):
+        super().__init__()
+        self.stem = nn.Sequential(_conv(in_channels, widths[0], 3), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+        channels, stages = widths[0], []
+        for i, out in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            blocks = [CifarBlock(channels, out, stride, shortcut=not plain)]
+            blocks += [CifarBlock(out, out, shortcut=not plain) for _ in range(n - 1)]
+            stages.append(nn.Sequential(*blocks))
+            channels = out
+        self.stages = nn.Sequential(*stages)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):  # "the initialization in [13]": He et al.'s own, for ReLU
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.stages(self.stem(x))
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        return self.fc(self.avgpool(x).flatten(1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def cifar_resnet(depth: int, num_classes: int = 10, in_channels: int = 3, plain: bool = False,
+                 width_divisor: int = 1) -> CifarResNet:
+    """ResNet-``depth`` (or plain-``depth``) of the paper's CIFAR-10 experiments; depth = 6n + 2.
+
+    ``width_divisor`` divides the three stage widths (the book's fast runs train narrower twins).
+    """
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"depth must be 6n + 2 with n >= 1 (20, 32, 44, 56, 110), not {depth}")
+    widths = tuple(max(1, w // width_divisor) for w in CIFAR_STAGE_CHANNELS)
+    return CifarResNet((depth - 2) // 6, num_classes, in_channels, plain, widths)
