@@ -36,6 +36,7 @@ class History:
     test_acc: list[float] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)          # step of each periodic evaluation
     step_acc: list[float] = field(default_factory=list)     # test accuracy at those steps
+    step_loss: list[float] = field(default_factory=list)    # the training loss of every step (free to keep)
     seconds: float = 0.0
     cpu_seconds: float = 0.0     # CPU time of the whole process during training (all threads)
     examples_per_second: float = 0.0
@@ -166,7 +167,8 @@ def train(model: nn.Module, data, epochs: int, lr: float, *, optimizer: str = "s
                 sched.step()
             step += 1
             seen += y.numel()
-            loss_sum += loss.item() * y.numel()
+            hist.step_loss.append(loss.item())
+            loss_sum += hist.step_loss[-1] * y.numel()
             correct += (main_logits(out).argmax(1) == y).sum().item()
             count += y.numel()
             bar.update(1)
