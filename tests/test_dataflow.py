@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+import zoolib
+from zoolib import dataflow
 from zoolib.dataflow import Trace, compare, trace
 from zoolib.models.googlenet import Inception
 
@@ -254,3 +256,23 @@ def test_same_function_still_fails_a_block_that_computes_something_else():
                                          F.relu(block.p(F.max_pool2d(x, 3, 1, 1)))), 1)
     with pytest.raises(checks.CheckFailed):
         checks.same_function(block, reference(), torch.randn(2, 192, 9, 9))
+
+
+@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize("make,size", [
+    (lambda: zoolib.InceptionA(192, 32), (2, 192, 35, 35)),
+    (lambda: zoolib.Block35(320, 32, (32, 32), (32, 48, 64), scale=0.17), (2, 320, 9, 9)),
+    (lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8, momentum=0.3, eps=1e-3), nn.ReLU(),
+                           nn.BatchNorm2d(8, affine=False)), (4, 3, 9, 7)),
+])
+def test_a_shape_trace_is_the_trace_on_real_numbers(make, size, train):
+    """trace_shapes computes nothing (batch norm on fake tensors by shape alone): it must record what a
+    forward pass on real tensors records, op for op, in both modes."""
+    torch.manual_seed(0)
+    module = make()
+    fake = dataflow.trace_shapes(module, size, train=train)
+    with torch.no_grad():
+        real = dataflow.trace(module, torch.randn(size), train=train)
+    assert [(o.kind, o.settings, o.shape, o.inputs, o.params) for o in fake.ops] == \
+           [(o.kind, o.settings, o.shape, o.inputs, o.params) for o in real.ops]
+    assert fake.output_shapes == real.output_shapes
