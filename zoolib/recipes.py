@@ -58,6 +58,9 @@ class Recipe:
         return asdict(self)
 
 
+RESNET_D2L = "8.6 (ResNet18(lr=0.01)), on the paper's CIFAR network at 28x28"
+
+
 def _full(model: str, section: str, lr: float, resize: int = 28) -> Recipe:
     return Recipe(model, resize, 128, 10, lr, "sgd", source=f"{D2L} {section}")
 
@@ -96,12 +99,26 @@ RECIPES: dict[str, dict[str, Recipe]] = {
                        momentum=0.9, schedule="cosine"),
         "full": _full("LeNet with BN, as d2l builds it (sigmoid)", "8.5 (BNLeNet(lr=0.1))", 0.1),
     },
+    # He et al. 2015, Sec. 4.2's CIFAR-10 networks: a residual network against its plain twin, equal budgets.
+    # Full mode keeps d2l's ResNet settings (d2l trains ResNet-18; these are the paper's CIFAR networks).
+    "resnet32": {
+        "fast": Recipe("ResNet-32 (He et al. Sec. 4.2), 1/4 width (4-8-16 channels)", 28, 128, 2, 3e-3, "adam",
+                       20_000, 10_000, init="he", schedule="cosine"),
+        "full": _full("ResNet-32 (He et al. Sec. 4.2)", RESNET_D2L, 0.01),
+    },
+    "plain32": {
+        "fast": Recipe("plain-32, the same layers without shortcuts (contrast)", 28, 128, 2, 3e-3, "adam",
+                       20_000, 10_000, init="he", schedule="cosine"),
+        "full": _full("plain-32, the same layers without shortcuts", RESNET_D2L, 0.01),
+    },
 }
 
 D2L_PRINTED: dict[str, str] = {
     "nin": "0.772 (zh.d2l.ai 2.0, Sec. 7.3: lr 0.1, 224x224, 10 epochs)",
     "googlenet": "0.886 (zh.d2l.ai 2.0, Sec. 7.4: lr 0.1, 96x96, 10 epochs)",
     "resnet18": "0.893 (zh.d2l.ai 2.0, Sec. 7.6: lr 0.05, 96x96, 10 epochs)",
+    "resnet32": "none: d2l trains ResNet-18, not the paper's CIFAR networks",
+    "plain32": "none: d2l trains ResNet-18, not the paper's CIFAR networks",
 }
 
 
