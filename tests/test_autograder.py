@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -253,6 +255,22 @@ def test_export_has_every_submission_with_its_score(graded):
             row = rows[(name, student)]
             assert float(row["score"]) == sum(_scores(course, name, student).values())
             assert float(row["max_score"]) == _cases(name)["max_points"]
+
+
+def test_the_report_says_what_grading_cost(graded, tmp_path):
+    """Every notebook graded here left the grader's notes; the class report sums them up (time, judging)."""
+    from zoograde import course as C
+
+    course, students = graded
+    for name in ASSIGNMENTS:
+        notes = [json.loads(p.read_text()) for p in (course / ".zoograde" / "notes" / name).glob("*/*.json")]
+        assert len(notes) == len(students[name]), name
+        # judging happens inside the notebook's run: it cannot take longer than the whole run
+        assert all(0 < n["judge"]["seconds"] <= n["seconds"] and n["judge"]["requests"] > 0 for n in notes), name
+        C.report(course, name, tmp_path / name)
+        summary = (tmp_path / name / "summary.md").read_text()
+        median = statistics.median(n["seconds"] for n in notes)
+        assert f"grading time per notebook ({len(notes)} notebooks): median {median:.1f} s" in summary, summary
 
 
 def test_book_pages_are_the_student_versions():

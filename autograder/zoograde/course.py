@@ -740,6 +740,33 @@ def histograms(cells: list[CellStats], total: CellStats, title: str = ""):
     return fig
 
 
+def grading_cost(course: Path, assignment: str) -> str | None:
+    """One line on what grading cost per notebook, from the grader's notes (``.zoograde/notes``):
+    the wall time, and the part spent judging the test cells (in the grader, asking the kernel)."""
+    from zoograde.execute import NOTES_DIR
+
+    seconds, judged, requests = [], [], []
+    for path in sorted((course / NOTES_DIR / assignment).glob("*/*.json")):
+        try:
+            note = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(note, dict) and isinstance(note.get("seconds"), (int, float)):
+            seconds.append(float(note["seconds"]))
+            judge = note.get("judge")
+            if isinstance(judge, dict) and isinstance(judge.get("seconds"), (int, float)):
+                judged.append(float(judge["seconds"]))
+                requests.append(int(judge.get("requests") or 0))
+    if not seconds:
+        return None
+    line = (f"- grading time per notebook ({len(seconds)} notebooks): median {statistics.median(seconds):.1f} s, "
+            f"max {max(seconds):.1f} s")
+    if judged:
+        line += (f"; judging the tests: median {statistics.median(judged):.1f} s, max {max(judged):.1f} s, "
+                 f"median {statistics.median(requests):.0f} requests to the kernel")
+    return line
+
+
 def report(course: Path, assignment: str, output: str | os.PathLike | None = None) -> ReportResult:
     """Class summary of one assignment: ``summary.md`` and ``histograms.png`` in ``output``."""
     from nbgrader.api import MissingEntry
@@ -776,6 +803,9 @@ def report(course: Path, assignment: str, output: str | os.PathLike | None = Non
     if totals:
         lines.append(f"- total (out of {_num(total.max_score)}): mean {_num(statistics.fmean(totals))}, "
                      f"median {_num(statistics.median(totals))}, min {_num(min(totals))}, max {_num(max(totals))}")
+    cost = grading_cost(course, assignment)
+    if cost:
+        lines.append(cost)
     lines += ["", table, "", "![histograms](histograms.png)" if totals else "(no graded submissions: no histograms)", ""]
     result.summary_path.write_text("\n".join(lines))
     if totals:
