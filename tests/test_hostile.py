@@ -4,7 +4,9 @@
 score and the messages its feedback must show. The corpus is graded twice, on two fresh
 copies of the course: by ``zoo-grade``'s parallel engine (2 workers), and by plain
 ``nbgrader autograde``, which gets the same defences from ``nbgrader_config.py``. Both must
-give every cell exactly its points, and nothing may leave a submission's folder.
+give every cell exactly its points, and nothing may leave a submission's folder. The
+assignment's wrong cases and correct variants (``autograder/assignments/<assignment>.cases.yml``)
+are graded with them, so both engines show the same verdicts on honest work too.
 
 The attacks on the operating system's boundary (``os_*``) are graded once more on the same two
 course copies, as students ``noaudit_os_*``, with the in-process audit hook switched off
@@ -29,17 +31,26 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from test_autograder import _hidden_lines
+from test_autograder import _cases, _combined_variants, _hidden_lines, _variant_edits
 from zoograde.bench import IGNORE, solution_cells
 
-# Plain nbgrader grades the 40-odd submissions one after the other, inside a module fixture.
+# Plain nbgrader grades the 60-odd submissions one after the other, inside a module fixture.
 pytestmark = pytest.mark.timeout(1800)
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = ROOT / "autograder"
 CORPUS = yaml.safe_load((COURSE / "hostile" / "03_network_in_network.yml").read_text())
 ASSIGNMENT = CORPUS["assignment"]
 LIMITS = CORPUS["limits"]
-NAMES = [s["name"] for s in CORPUS["submissions"]]
+# The assignment's wrong cases and correct variants (one of each block's variants per notebook), from its
+# cases file, join the corpus: both engines must score them as tests/test_autograder.py does with zoo-grade.
+_A = _cases(ASSIGNMENT)
+CASES = [{"name": f"case{i}", "edits": c["edits"], "points": c["points"], "messages": c.get("feedback", [])}
+         for i, c in enumerate(_A["cases"])]
+FULL = next(c["points"] for c in CORPUS["submissions"] if c["name"] == "reference")
+CASES += [{"name": f"variant{k}", "edits": _variant_edits(combo), "points": FULL}
+          for k, combo in enumerate(_combined_variants(ASSIGNMENT))]
+SUBMISSIONS = CORPUS["submissions"] + CASES
+NAMES = [s["name"] for s in SUBMISSIONS]
 BIN = Path(sys.executable).parent
 ESCAPES = ["escaped.txt", "escaped-too.txt"]
 OS_ATTACKS = [s for s in CORPUS["submissions"] if s["name"].startswith("os_")]
@@ -121,7 +132,7 @@ def released_course(tmp: Path, env: dict | None = None) -> Path:
 def make_course(tmp: Path, specs: list[dict] | None = None, course: Path | None = None) -> tuple[Path, dict[str, str]]:
     course = course or released_course(tmp)
     digests = {}
-    for spec in CORPUS["submissions"] if specs is None else specs:
+    for spec in SUBMISSIONS if specs is None else specs:
         path = build_submission(course, spec)
         digests[spec["name"]] = hashlib.sha256(path.read_bytes()).hexdigest()
     return course, digests
@@ -209,7 +220,7 @@ def plain(tmp_path_factory):
     return Graded(course, digests, outside, {}, no_connection_came())
 
 
-ALL = CORPUS["submissions"] + NO_AUDIT
+ALL = SUBMISSIONS + NO_AUDIT
 
 
 def _spec(name: str) -> dict:
@@ -240,7 +251,13 @@ def test_feedback_says_what_happened_and_shows_no_hidden_test(parallel, name):
         assert forged not in " ".join(parallel.results[name]["notes"]), f"{name}: the summary shows {forged!r}"
     # compared with every kind of space (no-break, zero-width) and compatibility form folded away
     folded = _fold(text)
-    leaked = [line for line in _hidden_lines(ASSIGNMENT) if _fold(line) in folded]
+    # a line the student wrote in their own answers (a variant's `with torch.device("meta"):`) is not a leak
+    handed_in = parallel.course / "submitted" / name / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    try:
+        own = _fold(" ".join(c.source for c in nbformat.read(handed_in, as_version=4).cells))
+    except Exception:  # noqa: BLE001 - the corpus holds notebooks that do not parse
+        own = ""
+    leaked = [line for line in _hidden_lines(ASSIGNMENT) if _fold(line) in folded and _fold(line) not in own]
     assert not leaked, f"{name}: hidden test lines in the feedback: {leaked[:2]}"
 
 

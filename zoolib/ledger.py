@@ -593,9 +593,6 @@ def evaluate(c: Claim) -> Record:
                   entry.category if entry else "", entry.key if entry else "")
 
 
-_evaluate = evaluate   # the name the chapters were written against
-
-
 @functools.lru_cache(maxsize=1)
 def _records() -> tuple[Record, ...]:
     return tuple(evaluate(c) for c in CLAIMS)
