@@ -110,3 +110,21 @@ def test_an_unknown_schedule_is_refused(monkeypatch):
     bundle = data.load_data(batch_size=16, resize=8, n_train=32, n_test=16, dataset="digits", verbose=False)
     with pytest.raises(ValueError, match="schedule must be"):
         train.train(_Shift(), bundle, epochs=1, lr=0.1, progress=False, schedule="step")
+
+
+def test_every_chapter_starts_with_the_assignments_install_cell():
+    """The Colab button opens a chapter on a machine without zoolib: its first code cell installs it
+    (the same cell as the assignments', hidden in the rendered book), and does nothing elsewhere."""
+    import json
+    from pathlib import Path
+
+    from zoograde import pages
+
+    chapters = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+    assert len(chapters) == 7
+    for path in chapters:
+        cells = json.loads(path.read_text())["cells"]
+        first = next(c for c in cells if c["cell_type"] == "code")
+        assert "".join(first["source"]) == pages.install_cell().rstrip("\n"), path.name
+        assert "hide-input" in first["metadata"].get("tags", []), path.name
+        assert not first.get("outputs"), path.name   # where zoolib is installed it prints nothing
