@@ -75,7 +75,28 @@ class ResidualBlock(nn.Module):
         return self.relu(y + x)
 
 
-class ResNet(nn.Module):
+class _Backbone(nn.Module):
+    """``stem`` -> ``stages`` -> global average pool -> ``fc``: what both ResNet families share."""
+
+    def _add_head(self, channels: int, num_classes: int) -> None:
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+        # He et al.'s initialisation for ReLU networks, as torchvision's (BN: weight 1, bias 0 by default)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.stages(self.stem(x))
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        return self.fc(self.avgpool(x).flatten(1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class ResNet(_Backbone):
     """A ResNet of basic blocks from a ``(out_channels, num_blocks)`` stage table."""
 
     def __init__(self, stages, num_classes: int = 1000, in_channels: int = 3):
@@ -96,20 +117,7 @@ class ResNet(nn.Module):
             layers.append(nn.Sequential(*blocks))
             channels = out
         self.stages = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(channels, num_classes)
-        for m in self.modules():  # torchvision's initialisation (BN: weight 1, bias 0 by default)
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        return self.stages(self.stem(x))
-
-    def forward_head(self, x: Tensor) -> Tensor:
-        return self.fc(self.avgpool(x).flatten(1))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_head(self.forward_features(x))
+        self._add_head(channels, num_classes)
 
 
 @register_model(input_size=(3, 224, 224), family="resnet", paper=RESNET_PAPER,
@@ -156,7 +164,7 @@ class CifarBlock(nn.Module):
         return self.relu(y + x)
 
 
-class CifarResNet(nn.Module):
+class CifarResNet(_Backbone):
     """He et al.'s CIFAR-10 network of depth ``6n + 2``, residual or plain."""
 
     def __init__(self, n: int, num_classes: int = 10, in_channels: int = 3, plain: bool = False,
@@ -171,20 +179,7 @@ class CifarResNet(nn.Module):
             stages.append(nn.Sequential(*blocks))
             channels = out
         self.stages = nn.Sequential(*stages)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(channels, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):  # "the initialization in [13]": He et al.'s own, for ReLU
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        return self.stages(self.stem(x))
-
-    def forward_head(self, x: Tensor) -> Tensor:
-        return self.fc(self.avgpool(x).flatten(1))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_head(self.forward_features(x))
+        self._add_head(channels, num_classes)
 
 
 def cifar_resnet(depth: int, num_classes: int = 10, in_channels: int = 3, plain: bool = False,
