@@ -59,7 +59,7 @@ cell is put back unanswered and an edited test is replaced by the original.
 
 
 def install_cell() -> str:
-    return f"""# Installs the course package where it is missing (as on Colab); elsewhere does nothing.
+    return f"""# Installs the course package where it is missing (Colab); else does nothing.
 try:
     import zoolib
 except ImportError:
