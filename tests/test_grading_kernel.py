@@ -229,10 +229,15 @@ def test_the_sandbox_alone_keeps_the_kernel_in_its_folder(tmp_path, prewarm, lis
         assert db.execute("select manual_score from grade").fetchall() == [(5.0,)]
 
 
-def test_the_fork_bomb_stays_in_its_sandbox(tmp_path):
+def test_the_fork_bomb_stays_in_its_sandbox(tmp_path, monkeypatch):
     from traitlets.config import Config
 
+    from zoograde import sandbox
     from zoograde.execute import GuardedExecute
+
+    made = []  # this kernel's cgroups only: the other xdist worker makes its own meanwhile
+    make = sandbox.make_cgroup
+    monkeypatch.setattr(sandbox, "make_cgroup", lambda *a: made.append(make(*a)) or made[-1])
 
     folder = tmp_path / "course" / "autograded" / "alice" / "a1"
     folder.mkdir(parents=True)
@@ -242,12 +247,9 @@ def test_the_fork_bomb_stays_in_its_sandbox(tmp_path):
     config.GuardedExecute.audit = False
     config.GuardedExecute.max_processes = 48
     config.GuardedExecute.notebook_timeout = 120
-    def kernel_cgroups() -> set:
-        return {p for base in ("pids/", "", "unified/") for p in Path(f"/sys/fs/cgroup/{base}zoograde").glob("kernel-*")}
-
-    cgroups = kernel_cgroups()
     nb, _ = GuardedExecute(config=config).preprocess(nb, {"metadata": {"path": str(folder)}})
-    assert kernel_cgroups() <= cgroups  # the kernel's cgroup went with it
+    assert made and all(made), "no cgroup was made for the kernel"
+    assert not [p for p in made if os.path.exists(p)]  # the kernel's cgroup went with it
     bomb, after = [c for c in nb.cells if c.cell_type == "code"]
     text = "".join(o.get("text", "") for o in bomb.outputs)
     assert text.startswith("fork refused after "), text
