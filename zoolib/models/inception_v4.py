@@ -412,40 +412,34 @@ class Block35(_ResidualInception):
         super().__init__(in_channels, branches, branch0 + b1[-1] + b2[-1], scale, no_relu)
 
 
-class Block17(_ResidualInception):
-    """Inception-ResNet-B, 17x17 grid (Figure 11 for v1, Figure 17 for v2).
+class _FactorizedResidual(_ResidualInception):
+    """The -B and -C blocks: 1x1 ``branch0`` | 1x1 -> (1,k) -> (k,1) (``branch1``), then the
+    linear 1x1. They differ only in ``k``, which the subclasses fix."""
 
-    1x1 ``branch0`` | 1x1 -> (1,7) -> (7,1) (``branch1``), then the linear 1x1.
-    """
+    kernel: int
 
     def __init__(self, in_channels: int, branch0: int, branch1: tuple[int, int, int],
                  scale: float = 1.0, no_relu: bool = False):
-        b1 = branch1
+        b1, k = branch1, self.kernel
         branches = [
             BasicConv2d(in_channels, branch0, 1),
             nn.Sequential(BasicConv2d(in_channels, b1[0], 1),
-                          _sep(b1[0], b1[1], (1, 7)),
-                          _sep(b1[1], b1[2], (7, 1))),
+                          _sep(b1[0], b1[1], (1, k)),
+                          _sep(b1[1], b1[2], (k, 1))),
         ]
         super().__init__(in_channels, branches, branch0 + b1[-1], scale, no_relu)
 
 
-class Block8(_ResidualInception):
-    """Inception-ResNet-C, 8x8 grid (Figure 13 for v1, Figure 19 for v2).
+class Block17(_FactorizedResidual):
+    """Inception-ResNet-B, 17x17 grid (Figure 11 for v1, Figure 17 for v2): k = 7."""
 
-    1x1 ``branch0`` | 1x1 -> (1,3) -> (3,1) (``branch1``), then the linear 1x1.
-    """
+    kernel = 7
 
-    def __init__(self, in_channels: int, branch0: int, branch1: tuple[int, int, int],
-                 scale: float = 1.0, no_relu: bool = False):
-        b1 = branch1
-        branches = [
-            BasicConv2d(in_channels, branch0, 1),
-            nn.Sequential(BasicConv2d(in_channels, b1[0], 1),
-                          _sep(b1[0], b1[1], (1, 3)),
-                          _sep(b1[1], b1[2], (3, 1))),
-        ]
-        super().__init__(in_channels, branches, branch0 + b1[-1], scale, no_relu)
+
+class Block8(_FactorizedResidual):
+    """Inception-ResNet-C, 8x8 grid (Figure 13 for v1, Figure 19 for v2): k = 3."""
+
+    kernel = 3
 
 
 class InceptionResNetReductionB(_Concat):
