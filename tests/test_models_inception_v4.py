@@ -257,3 +257,14 @@ def test_ir_v1_total_params():
              + 1792 * 1000 + 1000)  # Figure 15: average pooling, dropout, linear 1792 -> 1000
     assert total == IR_V1_PARAMS
     assert n_params(meta_model("inception_resnet_v1")) == IR_V1_PARAMS
+
+
+@pytest.mark.parametrize("name", ["inception_v4", "inception_resnet_v1", "inception_resnet_v2"])
+def test_every_fork_names_each_of_its_branches_once(name):
+    # Concatenation follows branch_names, not attribute order: a submodule a block holds but
+    # does not list would be silently dropped, and one listed twice would double its channels.
+    forks = [m for m in meta_model(name).modules() if isinstance(m, iv4._Concat)]
+    assert len(forks) >= 2
+    for fork in forks:
+        children = [child for child, _ in fork.named_children()]
+        assert sorted(fork.branch_names) == sorted(children), type(fork).__name__

@@ -75,10 +75,13 @@ def _max_pool_3x3_s2() -> nn.MaxPool2d:
 
 
 class _Concat(nn.Module):
-    """Run every branch on the same input and stack the results along the channels."""
+    """Run the branches named in ``branch_names`` on the same input and stack the results along
+    the channels, in that order (the order decides which channel the next layer sees)."""
+
+    branch_names: tuple[str, ...] = ("branch0", "branch1", "branch2", "branch3")
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([branch(x) for branch in self.children()], dim=1)
+        return torch.cat([getattr(self, name)(x) for name in self.branch_names], dim=1)
 
 
 def _sep(in_channels: int, out_channels: int, kernel: tuple[int, int]) -> BasicConv2d:
@@ -88,6 +91,8 @@ def _sep(in_channels: int, out_channels: int, kernel: tuple[int, int]) -> BasicC
 
 class _Fork(_Concat):
     """Figure 6's fan-out: a (1,3) and a (3,1) convolution side by side on one input."""
+
+    branch_names = ("a", "b")
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
@@ -104,6 +109,8 @@ class _Fork(_Concat):
 class Mixed3a(_Concat):
     """Figure 3, first fork: 3x3/2 max pool | 3x3/2 V conv 96. 147x147x64 -> 73x73x160."""
 
+    branch_names = ("pool", "conv")
+
     def __init__(self, in_channels: int = 64):
         super().__init__()
         self.pool = _max_pool_3x3_s2()
@@ -117,6 +124,8 @@ class Mixed4a(_Concat):
     pair "7x1, 1x7" but Figure 17 "1x7, 7x1"; timm starts both with (1,7), so under either
     reading of "AxB" one of the two differs from the paper.
     """
+
+    branch_names = ("branch0", "branch1")
 
     def __init__(self, in_channels: int = 160):
         super().__init__()
@@ -134,6 +143,8 @@ class Mixed4a(_Concat):
 
 class Mixed5a(_Concat):
     """Figure 3, third fork: 3x3/2 V conv 192 | 3x3/2 max pool. 71x71x192 -> 35x35x384."""
+
+    branch_names = ("conv", "pool")
 
     def __init__(self, in_channels: int = 192):
         super().__init__()
@@ -184,6 +195,8 @@ class ReductionA(_Concat):
     Inception-ResNet-v2 (256, 256, 384, 384).
     """
 
+    branch_names = ("branch0", "branch1", "branch2")
+
     def __init__(self, in_channels: int, *, k: int, l: int, m: int, n: int):  # noqa: E741
         super().__init__()
         self.branch0 = BasicConv2d(in_channels, n, 3, stride=2)
@@ -227,6 +240,8 @@ class ReductionB(_Concat):
 
     1x1 192 -> 3x3/2 V 192 | 1x1 256 -> (1,7) 256 -> (7,1) 320 -> 3x3/2 V 320 | max pool.
     """
+
+    branch_names = ("branch0", "branch1", "branch2")
 
     def __init__(self, in_channels: int = 1024):
         super().__init__()
