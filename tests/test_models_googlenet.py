@@ -350,3 +350,45 @@ def test_width_divisor_keeps_the_topology_and_divides_every_width():
     assert narrow.eval()(torch.rand(2, 1, 32, 32)).shape == (2, 10)
     with pytest.raises(ValueError, match="width_divisor"):
         GoogLeNet(10, 1, width_divisor=3)
+
+
+def test_every_listed_departure_from_torchvision_is_real():
+    # GoogLeNet's docstring lists 8 ways torchvision's googlenet departs from the paper; each is
+    # checked on torchvision's own model, and the paper's choice on ours.
+    import torchvision
+
+    torch.manual_seed(0)
+    tv = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True)
+    ours = get_model("googlenet", aux_logits=True)
+    # 1. BatchNorm (eps 1e-3) after bias-free convolutions
+    tv_bns = [m for m in tv.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert tv_bns and {m.eps for m in tv_bns} == {1e-3}
+    assert all(m.bias is None for m in tv.modules() if isinstance(m, nn.Conv2d))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in ours.modules())
+    assert all(m.bias is not None for m in ours.modules() if isinstance(m, nn.Conv2d))
+    # 2. the "5x5" branch
+    assert tv.inception3a.branch3[1].conv.kernel_size == (3, 3)
+    assert ours.inception3a.branch3[1].conv.kernel_size == (5, 5)
+    # 3. LRN
+    assert sum(isinstance(m, nn.LocalResponseNorm) for m in tv.modules()) == 0
+    assert sum(isinstance(m, nn.LocalResponseNorm) for m in ours.modules()) == 2
+    # 4. maxpool4, and both reach 7x7 at 224
+    assert (tv.maxpool4.kernel_size, ours.maxpool4.kernel_size) == (2, 3)
+    for pool in (tv.maxpool4, ours.maxpool4):
+        assert pool(torch.zeros(1, 1, 14, 14)).shape[-2:] == (7, 7)
+    # 5. final dropout
+    assert (tv.dropout.p, ours.dropout.p) == (0.2, 0.4)
+    # 6. the auxiliary heads' 5x5/3 average pool
+    assert not any(isinstance(m, nn.AvgPool2d) for m in tv.aux1.modules())
+    assert isinstance(ours.aux1.pool, nn.AvgPool2d) and ours.aux1.pool.kernel_size == 5
+    # 7. the order of the outputs: which one did aux1 (on 4a) compute?
+    for model, aux1_at in ((tv, 2), (ours, 1)):
+        seen = []
+        handle = model.aux1.register_forward_hook(lambda m, i, o: seen.append(o))
+        with torch.no_grad():
+            out = model.train()(torch.randn(2, 3, 224, 224))
+        handle.remove()
+        assert torch.equal(out[aux1_at], seen[0])
+    # 8. initialisation: std 0.01 against Caffe's xavier, 1/sqrt(fan_in) = 1/sqrt(3*7*7) for conv1
+    assert abs(tv.conv1.conv.weight.std().item() - 0.01) < 0.001
+    assert abs(ours.conv1.conv.weight.std().item() - (3 * 49) ** -0.5) < 0.01

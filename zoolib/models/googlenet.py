@@ -141,13 +141,27 @@ class InceptionAux(nn.Module):
         self.fc2 = nn.Linear(1024, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.adaptive_avg_pool2d(self.pool(x), 4)
+        x = F.adaptive_avg_pool2d(self.pool(x), 4)  # torchvision skips self.pool
         x = self.conv(x).flatten(1)
         return self.fc2(self.dropout(self.relu(self.fc1(x))))
 
 
 class GoogLeNet(nn.Module):
-    """GoogLeNet as in Table 1. See the module docstring."""
+    """GoogLeNet as in Table 1. See the module docstring.
+
+    torchvision's ``googlenet`` is a relative, not a twin: its pretrained weights come from a
+    re-training with other choices. Where it departs from the paper (each is marked at its
+    place below; ``tests/test_models_googlenet.py`` checks every one against torchvision):
+
+    1. every convolution is followed by BatchNorm (eps 1e-3) and has no bias;
+    2. the "5x5" branch has a 3x3 convolution;
+    3. no LRN in the stem;
+    4. ``maxpool4`` is 2x2/2, not 3x3/2 (at 224x224 both give 7x7);
+    5. the final dropout is 0.2, not 0.4;
+    6. the auxiliary heads skip the 5x5/3 average pool (only an adaptive pool to 4x4);
+    7. in training mode the outputs come as ``(logits, aux2, aux1)``; here ``(logits, aux1, aux2)``;
+    8. weights start from a truncated normal (std 0.01), not Caffe's "xavier".
+    """
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = False,
                  lrn: bool = True, dropout: float = 0.4, aux_dropout: float = 0.7, width_divisor: int = 1):
@@ -163,7 +177,7 @@ class GoogLeNet(nn.Module):
         # the first pool).
         self.conv1 = ConvReLU(in_channels, 64 // k, 7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-        # LRN as in the paper (size 5, alpha 1e-4, beta 0.75); it has no parameters.
+        # LRN as in the paper (size 5, alpha 1e-4, beta 0.75; torchvision has none).
         self.lrn1 = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75) if lrn else nn.Identity()
         # conv2 and conv3 are Table 1's second "convolution" row (#3x3 reduce 64, #3x3 192).
         self.conv2 = ConvReLU(64 // k, 64 // k, 1)
@@ -177,7 +191,7 @@ class GoogLeNet(nn.Module):
             channels = block.out_channels
             if name == "inception3b":  # the grid halves after 3b and after 4e
                 self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-            elif name == "inception4e":
+            elif name == "inception4e":  # torchvision: MaxPool2d(2, 2)
                 self.maxpool4 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         if aux_logits:
             self.aux1 = InceptionAux(self.inception4a.out_channels, num_classes, aux_dropout)
@@ -186,7 +200,7 @@ class GoogLeNet(nn.Module):
             self.aux1 = self.aux2 = None
         # Table 1's 7x7 average pool; adaptive so that other input sizes work (same at 224).
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)  # 0.4, Sec. 5 (torchvision: 0.2)
         self.fc = nn.Linear(channels, num_classes)
         self._init_weights()
 
@@ -194,6 +208,7 @@ class GoogLeNet(nn.Module):
         # As the reference Caffe model (bvlc_googlenet): Caffe's "xavier" weights, uniform
         # with variance 1/fan_in (PyTorch's default is a third of that, which matters in a
         # deep stack without BatchNorm), and conv biases of 0.2.
+        # (torchvision: truncated normal, std 0.01.)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_uniform_(m.weight, a=1.0)  # bound sqrt(3 / fan_in)
@@ -231,7 +246,7 @@ class GoogLeNet(nn.Module):
         with_aux = self.aux1 is not None and self.training
         x, aux1, aux2 = self._features(x, with_aux)
         logits = self.forward_head(x)
-        return GoogLeNetOutputs(logits, aux1, aux2) if with_aux else logits
+        return GoogLeNetOutputs(logits, aux1, aux2) if with_aux else logits  # torchvision: aux2, aux1
 
 
 def googlenet_loss(outputs, target: Tensor, aux_weight: float = 0.3) -> Tensor:
@@ -332,7 +347,7 @@ class BNInceptionNet(nn.Module):
                 relatives={"torchvision": "googlenet"})
 def googlenet(num_classes: int = 1000, in_channels: int = 3, *, aux_logits: bool = False,
               lrn: bool = True, width_divisor: int = 1) -> GoogLeNet:
-    # torchvision's googlenet is only a relative: BatchNorm, and a 3x3 in the "5x5" branch.
+    # torchvision's googlenet is only a relative: GoogLeNet's docstring lists the 8 differences.
     return GoogLeNet(num_classes, in_channels, aux_logits=aux_logits, lrn=lrn, width_divisor=width_divisor)
 
 
