@@ -107,8 +107,11 @@ def test_function_checks_report_the_first_wrong_case():
     def off_by_one(i, k, s=1, p=0):
         return (i - k + 2 * p) // s
 
+    def by_hand(i, k, s=1, p=0):  # floor((i - k + 2p) / s) + 1, written out again
+        return (i - k + 2 * p) // s + 1
+
     cases = [(227, 11, 4, 0), (28, 5, 1, 2)]
-    checks.function_matches(arith.conv_out_size, arith.conv_out_size, cases)
+    checks.function_matches(by_hand, arith.conv_out_size, cases)
     with pytest.raises(CheckFailed, match=r"off_by_one\(227, 11, 4, 0\) returned 54, expected 55"):
         checks.function_matches(off_by_one, arith.conv_out_size, cases)
 

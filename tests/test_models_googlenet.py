@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoolib import get_model, list_models, model_spec
+from zoolib import get_model, list_models, model_spec, profile
 from zoolib.models.googlenet import (BNInception, GoogLeNetOutputs, Inception, InceptionAux,
                                      googlenet_loss)
 
@@ -44,9 +44,11 @@ def weights(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.dim() > 1)
 
 
-def conv_macs(module: nn.Module, hw: int) -> int:
-    """H * W * sum over the convolutions of k*k*cin*cout (all stride 1 inside a module)."""
-    return sum(hw * hw * m.weight.numel() for m in module.modules() if isinstance(m, nn.Conv2d))
+@pytest.fixture(scope="module")
+def macs(net):
+    """Multiply-adds per module at 224x224, as zoolib's profiler counts them on a forward pass."""
+    prof = profile(net, (1, 3, 224, 224))
+    return lambda name: prof[name].macs
 
 
 @pytest.fixture(scope="module")
@@ -84,34 +86,34 @@ def test_block_weights_against_table1_params_column(net, name):
         assert error < 0.01
 
 
-def test_table1_examples_from_the_lecture(net):
+def test_table1_examples_from_the_lecture(net, macs):
     assert weights(net.inception3a) == 163_328  # 159.5K; the paper prints 159K
     assert weights(net.inception3b) == 388_096  # 379.0K; the paper prints 380K
-    assert conv_macs(net.inception3a, 28) == pytest.approx(128e6, rel=0.01)
-    assert conv_macs(net.inception3b, 28) == pytest.approx(304e6, rel=0.01)
+    assert macs("inception3a") == pytest.approx(128e6, rel=0.01)
+    assert macs("inception3b") == pytest.approx(304e6, rel=0.01)
 
 
 @pytest.mark.parametrize("name", INCEPTIONS)
-def test_block_macs_against_table1_ops_column(net, name):
+def test_block_macs_against_table1_ops_column(macs, name):
     hw, paper = TABLE1[name][1], TABLE1[name][10] * 1e6
-    macs = conv_macs(getattr(net, name), hw)
-    assert macs == hw * hw * BLOCK_WEIGHTS[name]
+    counted = macs(name)
+    assert counted == hw * hw * BLOCK_WEIGHTS[name]  # every weight once per position (stride 1, same padding)
     if name in OPS_ERRATA:
-        assert macs == 51_079_168 and macs < 0.95 * paper
+        assert counted == 51_079_168 and counted < 0.95 * paper
     else:
-        assert macs == pytest.approx(paper, rel=0.01)
+        assert counted == pytest.approx(paper, rel=0.01)
 
 
-def test_stem_and_classifier_against_table1(net):
+def test_stem_and_classifier_against_table1(net, macs):
     # conv1: Table 1 prints 2.7K params and 34M ops, but a 7x7 conv from 3 to 64 channels
     # at 112x112 has 9,408 weights and 118M multiply-adds: an erratum in the table.
     assert weights(net.conv1) == 7 * 7 * 3 * 64 == 9_408
-    assert conv_macs(net.conv1, 112) == 118_013_952
+    assert macs("conv1") == 112 * 112 * 9_408 == 118_013_952
     # Table 1's second "convolution" row is conv2 (1x1, 64) + conv3 (3x3, 192): 112K, 360M.
     conv23 = weights(net.conv2) + weights(net.conv3)
     assert conv23 == 64 * 64 + 9 * 64 * 192 == 112 * 1024
-    assert conv_macs(net.conv2, 56) + conv_macs(net.conv3, 56) == pytest.approx(360e6, rel=0.01)
-    assert weights(net.fc) == 1024 * 1000 == 1000 * 1024  # 1000K, 1M ops
+    assert macs("conv2") + macs("conv3") == 56 * 56 * conv23 == pytest.approx(360e6, rel=0.01)
+    assert weights(net.fc) == 1024 * 1000 == macs("fc")  # 1000K params, 1M ops
 
 
 def test_parameter_totals():
