@@ -7,9 +7,12 @@ from torch import nn
 from zoolib import get_model, list_models, model_spec
 from zoolib.arith import conv_out_size, conv_params, linear_params
 from zoolib.interop import build_twin, transfer_state
-from zoolib.models.classic import VGG_CONFIGS, VGGBlock
+from zoolib.models.classic import VGGBlock
 
 VGG_NAMES = ["vgg11", "vgg13", "vgg16", "vgg19"]
+# Table 1 of Simonyan & Zisserman (2015), configurations A, B, D, E: 3x3 convolutions per
+# block, the blocks being 64, 128, 256, 512, 512 channels wide.
+VGG_TABLE_1 = {"vgg11": (1, 1, 2, 2, 2), "vgg13": (2, 2, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 
 
 def n_params(module: nn.Module) -> int:
@@ -170,7 +173,8 @@ def test_vgg_built_from_blocks_of_table_1(name):
     blocks = list(model.features)
     assert all(isinstance(b, VGGBlock) for b in blocks)
     convs = [[m for m in b.modules() if isinstance(m, nn.Conv2d)] for b in blocks]
-    assert tuple((len(cs), cs[0].out_channels) for cs in convs) == VGG_CONFIGS[name]
+    assert [(len(cs), cs[0].out_channels) for cs in convs] == list(zip(VGG_TABLE_1[name], (64, 128, 256, 512, 512)))
+    assert all(c.kernel_size == (3, 3) for cs in convs for c in cs)
     depth = sum(len(cs) for cs in convs) + 3
     assert depth == int(name[3:])
 
