@@ -45,6 +45,17 @@ def test_conv_params_match_pytorch(k, cin, cout, groups):
     assert arith.conv_weights(k, cin, cout, groups) == conv.weight.numel()
 
 
+@pytest.mark.parametrize("k,cin,cout,groups,stride", [(3, 8, 16, 1, 1), ((1, 7), 12, 6, 1, 1), (5, 8, 4, 2, 2)])
+def test_conv_macs_match_pytorchs_flop_counter(k, cin, cout, groups, stride):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    conv = nn.Conv2d(cin, cout, k, stride=stride, groups=groups)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        out = conv(torch.zeros(1, cin, 17, 15))
+    h, w = out.shape[-2:]
+    assert 2 * arith.conv_macs(k, cin, cout, h, w, groups) == counter.get_total_flops()  # a MAC is 2 FLOPs
+
+
 def _measured_receptive_field(layers: nn.Sequential, size: int = 64) -> int:
     """Width of the input region whose gradient reaches the centre output unit."""
     x = torch.zeros(1, 1, size, size, requires_grad=True)
