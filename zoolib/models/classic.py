@@ -208,6 +208,8 @@ def alexnet(num_classes: int = 1000, in_channels: int = 3, lrn: bool = False) ->
     return AlexNet(num_classes, in_channels, lrn=lrn)
 
 
+# One registered builder per configuration of Table 1, deliberately alike (as torchvision's):
+# the registry, the profiler and the book list each network by its own name.
 @register_model(input_size=(3, 224, 224), family="classic", paper=VGG_PAPER,
                 twins={"torchvision": "vgg11"})
 def vgg11(num_classes: int = 1000, in_channels: int = 3) -> VGG:

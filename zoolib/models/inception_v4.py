@@ -193,6 +193,10 @@ class ReductionA(_Concat):
     3x3/2 V n | 1x1 k -> 3x3 l -> 3x3/2 V m | 3x3/2 max pool; output n + m + in_channels.
     Table 1: Inception-v4 (192, 224, 256, 384), Inception-ResNet-v1 (192, 192, 256, 384),
     Inception-ResNet-v2 (256, 256, 384, 384).
+
+    Inception-v3's ``ReductionA`` is this block with l = m. Both are kept, deliberately: each
+    must carry its own library's parameter names (timm's ``branch0``, torchvision's
+    ``branch3x3``) for weights to transfer.
     """
 
     branch_names = ("branch0", "branch1", "branch2")
