@@ -259,7 +259,7 @@ def test_export_has_every_submission_with_its_score(graded):
 
 def test_the_report_says_what_grading_cost(graded, tmp_path):
     """Every notebook graded here left the grader's notes; the class report sums them up (time, judging)."""
-    from zoograde import course as C
+    from zoograde import report as R
 
     course, students = graded
     for name in ASSIGNMENTS:
@@ -267,7 +267,7 @@ def test_the_report_says_what_grading_cost(graded, tmp_path):
         assert len(notes) == len(students[name]), name
         # judging happens inside the notebook's run: it cannot take longer than the whole run
         assert all(0 < n["judge"]["seconds"] <= n["seconds"] and n["judge"]["requests"] > 0 for n in notes), name
-        C.report(course, name, tmp_path / name)
+        R.report(course, name, tmp_path / name)
         summary = (tmp_path / name / "summary.md").read_text()
         median = statistics.median(n["seconds"] for n in notes)
         assert f"grading time per notebook ({len(notes)} notebooks): median {median:.1f} s" in summary, summary

@@ -29,6 +29,7 @@ A = "04_inception"
 
 from zoograde import cli  # noqa: E402
 from zoograde import course as zc  # noqa: E402
+from zoograde import report as zreport  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader's add_submission
 
@@ -497,7 +498,7 @@ def test_export_default_location(gradebook):
 def test_report_summary_and_histograms(gradebook, tmp_path, capsys):
     from matplotlib.image import imread
 
-    result = zc.report(gradebook, A, tmp_path / "report")
+    result = zreport.report(gradebook, A, tmp_path / "report")
     students = [s for s in SCORES if A in SCORES[s]]
     totals = [sum(effective(s, A).values()) for s in students]             # 10, 4.5, 6
     assert result.graded == len(students) == 3

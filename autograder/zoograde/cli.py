@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import course as C
+from . import collect as _collect, course as C, export as _export, report as _report
 
 OK, ATTENTION, USAGE = 0, 1, 2
 
@@ -73,7 +73,7 @@ def cmd_release(args, course: Path) -> int:
 
 
 def cmd_collect(args, course: Path) -> int:
-    result = C.collect(course, args.assignment, args.source, pattern=args.pattern, max_mb=args.max_mb,
+    result = _collect.collect(course, args.assignment, args.source, pattern=args.pattern, max_mb=args.max_mb,
                        times=args.times)
     counts = {}
     for row in result.rows:
@@ -151,7 +151,7 @@ def cmd_export(args, course: Path) -> int:
         if result.problems:
             print(f"{len(result.problems)} student(s) need a look: {result.problems_path}", file=sys.stderr)
         return ATTENTION if result.problems else OK
-    result = C.export(course, args.output)
+    result = _export.export(course, args.output)
     print(f"{result.students} student(s), {len(result.assignments)} assignment(s) -> {result.path}")
     print(f"max points per column -> {result.max_path}")
     return OK
@@ -174,7 +174,7 @@ def cmd_similarity(args, course: Path) -> int:
 
 
 def cmd_report(args, course: Path) -> int:
-    result = C.report(course, args.assignment, args.output)
+    result = _report.report(course, args.assignment, args.output)
     extra = f" ({result.ungraded} not graded yet)" if result.ungraded else ""
     print(f"{args.assignment}: {result.graded} graded submission(s){extra}\n")
     print(result.table)
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_release)
 
     p = sub.add_parser("collect", help="copy submissions from a folder or zip into submitted/",
-                       description=C.COLLECT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=_collect.COLLECT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("assignment", metavar="ASSIGNMENT")
     p.add_argument("source", metavar="SOURCE", help="a folder or a .zip of submissions")
     p.add_argument("--pattern", metavar="REGEX", help="regex with a named group 'student', searched in each path")

@@ -27,7 +27,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .course import CourseError, _fmt, gradebook
+from .course import CourseError, gradebook
+from .export import format_score
 
 CANVAS_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 MOODLE_COLUMNS = ["ID number", "Email address", "First name", "Last name"]
@@ -151,7 +152,7 @@ def export_lms(course: Path, lms: str, roster: str | os.PathLike, output: str | 
         row = [person.get(source_of[c], "") if c in source_of else "" for c in lms_columns]
         if lms == "canvas" and not row[0]:
             row[0] = sid
-        row += [_fmt(scores.get(a)) for a in assignments]
+        row += [format_score(scores.get(a)) for a in assignments]
         gaps = [a for a in assignments if a not in scores]
         if gaps:
             why = "is not in the gradebook" if sid not in gradebook_ids else "has no submission of " + ", ".join(gaps)
@@ -160,7 +161,7 @@ def export_lms(course: Path, lms: str, roster: str | os.PathLike, output: str | 
     roster_ids = set(on_roster)
     for sid in gradebook_ids:
         if sid not in roster_ids:
-            got = ", ".join(f"{a} {_fmt(v)}" for a, v in totals.get(sid, {}).items()) or "no submissions"
+            got = ", ".join(f"{a} {format_score(v)}" for a, v in totals.get(sid, {}).items()) or "no submissions"
             unknown.append(f"unknown: {sid} is in the gradebook but not on the roster ({got}): not written")
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:
@@ -168,7 +169,7 @@ def export_lms(course: Path, lms: str, roster: str | os.PathLike, output: str | 
         writer.writerow(header)
         if lms == "canvas":
             writer.writerow(["Points Possible"] + [""] * (len(lms_columns) - 1) +
-                            [_fmt(max_points[a]) for a in assignments])
+                            [format_score(max_points[a]) for a in assignments])
         writer.writerows(rows)
     problems_path.write_text("".join(f"{p}\n" for p in missing + unknown) or "no problems\n")
     return LmsExport(lms, path, problems_path, header, len(rows), missing, unknown)
