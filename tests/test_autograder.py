@@ -150,7 +150,7 @@ def graded(tmp_path_factory):
             Client(cluster) as client:
         for name in ASSIGNMENTS:
             result = batch.autograde(course, name, scheduler=client, progress=False)
-            assert [r for r in result.results if r["status"] != "graded"] == [], result.summary()
+            assert [r for r in result.results if r.status != "graded"] == [], result.summary()
     for name in ASSIGNMENTS:
         nbgrader(course, "generate_feedback", name, "--force")
     nbgrader(course, "export")

@@ -192,7 +192,7 @@ def parallel(tmp_path_factory):
         for students, audit in ((NAMES, True), ([s["name"] for s in NO_AUDIT], False)):
             run = batch.autograde(course, ASSIGNMENT, students=students, workers=2, time_limit=LIMITS["time_limit"],
                                   memory_limit_mb=LIMITS["memory_limit_mb"], progress=False, audit=audit)
-            results.update({r["student"]: r for r in run.results})
+            results.update({r.student: r for r in run.results})
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -229,7 +229,7 @@ def _spec(name: str) -> dict:
 
 def test_the_batch_grades_every_submission(parallel):
     assert sorted(parallel.results) == sorted(s["name"] for s in ALL)
-    assert [r for r in parallel.results.values() if r["status"] != "graded"] == []
+    assert [r for r in parallel.results.values() if r.status != "graded"] == []
 
 
 @pytest.mark.parametrize("name", [s["name"] for s in ALL])
@@ -248,7 +248,7 @@ def test_feedback_says_what_happened_and_shows_no_hidden_test(parallel, name):
     notes = " ".join(c.source for c in graded.cells if c.get("metadata", {}).get("zoograde_notes"))
     for forged in spec.get("absent", []):  # e.g. a grading note the notebook wrote itself
         assert forged not in notes, f"{name}: the grading notes show {forged!r}"
-        assert forged not in " ".join(parallel.results[name]["notes"]), f"{name}: the summary shows {forged!r}"
+        assert forged not in " ".join(parallel.results[name].notes), f"{name}: the summary shows {forged!r}"
     # compared with every kind of space (no-break, zero-width) and compatibility form folded away
     folded = _fold(text)
     # a line the student wrote in their own answers (a variant's `with torch.device("meta"):`) is not a leak

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 import os
 import shutil
 import statistics
@@ -348,6 +347,7 @@ def test_collect_accepts_every_notebook_nbgrader_would(tmp_path):
 @pytest.fixture
 def fake_batch(monkeypatch):
     import zoograde
+    from zoograde.batch import SubmissionResult  # the real result type, before the module is faked
 
     calls = []
 
@@ -363,8 +363,8 @@ def fake_batch(monkeypatch):
 
     def autograde(course, assignment, **kwargs):
         calls.append((course, assignment, kwargs))
-        return Result([{"student": f"s{i}", "status": s, "score": 1.0, "max_score": 2.0, "seconds": 0.1,
-                        "notes": [], "error": None if s != "failed" else "boom"} for i, s in enumerate(module.statuses)])
+        return Result([SubmissionResult(f"s{i}", s, 1.0, 2.0, 0.1, error=None if s != "failed" else "boom")
+                       for i, s in enumerate(module.statuses)])
 
     module.autograde = autograde
     monkeypatch.setitem(sys.modules, "zoograde.batch", module)

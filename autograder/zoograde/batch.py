@@ -40,30 +40,42 @@ QUIET_DASK = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False", "DASK_DISTR
 
 
 @dataclass
+class SubmissionResult:
+    """What grading one submission gave, whichever way it ended: plain data, sent back from the worker."""
+    student: str
+    status: str = "failed"          # graded, skipped (graded before, unchanged), failed, pending (interrupted)
+    score: float = 0.0
+    max_score: float = 0.0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
 class BatchResult:
     assignment: str
-    results: list[dict] = field(default_factory=list)
+    results: list[SubmissionResult] = field(default_factory=list)
     seconds: float = 0.0
     workers: int = 1
     interrupted: bool = False
     sandbox: bool = True
 
     def count(self, status: str) -> int:
-        return sum(r["status"] == status for r in self.results)
+        return sum(r.status == status for r in self.results)
 
     def summary(self) -> str:
-        graded = [r for r in self.results if r["status"] == "graded"]
+        graded = [r for r in self.results if r.status == "graded"]
         lines = [f"{self.assignment}: {len(graded)} graded, {self.count('skipped')} already graded (skipped), "
                  f"{self.count('failed')} failed, in {self.seconds:.1f} s with {self.workers} worker(s)"]
         if graded:
-            per = sum(r["seconds"] for r in graded) / len(graded)
+            per = sum(r.seconds for r in graded) / len(graded)
             lines.append(f"  {per:.1f} s of work per notebook on average; "
                          f"{self.seconds / len(graded):.2f} s of wall time per graded notebook")
-        for r in sorted(self.results, key=lambda r: r["student"]):
-            if r["status"] == "failed":
-                lines.append(f"  FAILED {r['student']}: {r['error']}")
-            elif r["status"] == "graded" and r["notes"]:
-                lines.append(f"  {r['student']} ({r['score']:g}/{r['max_score']:g}): " + " | ".join(r["notes"])[:400])
+        for r in sorted(self.results, key=lambda r: r.student):
+            if r.status == "failed":
+                lines.append(f"  FAILED {r.student}: {r.error}")
+            elif r.status == "graded" and r.notes:
+                lines.append(f"  {r.student} ({r.score:g}/{r.max_score:g}): " + " | ".join(r.notes)[:400])
         if not self.sandbox:
             lines.append("WARNING: graded WITHOUT the OS sandbox (--no-sandbox): the notebooks ran with the grader's "
                          "access to this machine; use this for trusted code only")
@@ -126,11 +138,10 @@ def graded_in_gradebook(db_url: str, assignment: str) -> set[str]:
 # ---------------------------------------------------------------------------------------------------
 # One submission (runs in a worker process)
 
-def grade_one(course: str, assignment: str, student: str, overrides: dict, digest: str) -> dict:
+def grade_one(course: str, assignment: str, student: str, overrides: dict, digest: str) -> SubmissionResult:
     """Autograde one student's submission with nbgrader; never raises (a failure is a result)."""
     started = time.monotonic()
-    result = {"student": student, "status": "failed", "score": 0.0, "max_score": 0.0, "seconds": 0.0,
-              "notes": [], "error": None}
+    result = SubmissionResult(student)
     log_text = io.StringIO()
     warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy session chatter from nbgrader.api
     try:
@@ -156,28 +167,28 @@ def grade_one(course: str, assignment: str, student: str, overrides: dict, diges
         converter.start()
         with Gradebook(coursedir.db_url) as gb:
             submission = gb.find_submission(assignment, student)
-            result.update(score=float(submission.score), max_score=float(submission.max_score))
+            result.score, result.max_score = float(submission.score), float(submission.max_score)
         # the grader's notes, from where no kernel can write (a .zoograde-*.json in the student's folder is ignored)
         from zoograde.execute import NOTES_DIR
 
         for notes in sorted((course_path / NOTES_DIR / assignment / student).glob("*.json")):
             try:
-                result["notes"] += [str(n) for n in json.loads(notes.read_text()).get("notes", [])]
+                result.notes += [str(n) for n in json.loads(notes.read_text()).get("notes", [])]
             except (OSError, ValueError, AttributeError) as error:
-                result["notes"].append(f"the grader's notes could not be read ({type(error).__name__})")
-        result["status"] = "graded"
+                result.notes.append(f"the grader's notes could not be read ({type(error).__name__})")
+        result.status = "graded"
         marker = marker_path(course_path, assignment, student)
         marker.parent.mkdir(parents=True, exist_ok=True)
         tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"digest": digest, "score": result["score"], "max_score": result["max_score"],
-                                   "notes": result["notes"], "graded_at": time.time()}, indent=1))
+        tmp.write_text(json.dumps({"digest": digest, "score": result.score, "max_score": result.max_score,
+                                   "notes": result.notes, "graded_at": time.time()}, indent=1))
         os.replace(tmp, marker)  # atomic: a marker exists only for grades already in the gradebook
     except BaseException as error:  # noqa: BLE001  (one student's failure must not stop the class)
         if isinstance(error, KeyboardInterrupt):
             raise
         lines = [l for l in log_text.getvalue().splitlines() if "ERROR" in l or "Error" in l]
-        result["error"] = f"{type(error).__name__}: {error}" + (f" ({lines[-1].strip()[:300]})" if lines else "")
-    result["seconds"] = round(time.monotonic() - started, 2)
+        result.error = f"{type(error).__name__}: {error}" + (f" ({lines[-1].strip()[:300]})" if lines else "")
+    result.seconds = round(time.monotonic() - started, 2)
     return result
 
 
@@ -204,9 +215,8 @@ def plan(course: Path, assignment: str, students: list[str] | None, force: bool,
             except (OSError, ValueError):
                 saved = {}
             if saved.get("digest") == digest:
-                skipped.append({"student": student, "status": "skipped", "score": saved.get("score", 0.0),
-                                "max_score": saved.get("max_score", 0.0), "seconds": 0.0,
-                                "notes": saved.get("notes", []), "error": None})
+                skipped.append(SubmissionResult(student, "skipped", saved.get("score", 0.0), saved.get("max_score", 0.0),
+                                                notes=saved.get("notes", [])))
                 continue
         tasks.append((student, digest))
     return tasks, skipped
@@ -246,15 +256,14 @@ def autograde(course, assignment: str, students: list[str] | None = None, worker
     pending = {student for student, _ in tasks}
     try:
         for result in _run(course, assignment, tasks, overrides, workers, scheduler, batch):
-            pending.discard(result["student"])
+            pending.discard(result.student)
             batch.results.append(result)
             if bar is not None:
-                bar.set_postfix_str(f"{result['student']}: {result['status']}", refresh=False)
+                bar.set_postfix_str(f"{result.student}: {result.status}", refresh=False)
                 bar.update(1)
     except KeyboardInterrupt:
         batch.interrupted = True
-        batch.results += [{"student": s, "status": "pending", "score": 0.0, "max_score": 0.0, "seconds": 0.0,
-                           "notes": [], "error": None} for s in sorted(pending)]
+        batch.results += [SubmissionResult(s, "pending") for s in sorted(pending)]
     finally:
         if bar is not None:
             bar.close()
@@ -339,8 +348,8 @@ def _run(course: Path, assignment: str, tasks: list, overrides: dict, workers: i
                 if future.status == "finished":
                     yield future.result()
                 else:  # a worker died under the task: report it, the rest goes on
-                    yield {"student": by_student[future.key], "status": "failed", "score": 0.0, "max_score": 0.0,
-                           "seconds": 0.0, "notes": [], "error": f"the grading worker failed: {future.exception()!r}"}
+                    yield SubmissionResult(by_student[future.key],
+                                           error=f"the grading worker failed: {future.exception()!r}")
         except (KeyboardInterrupt, GeneratorExit):
             client.cancel(futures)
             raise

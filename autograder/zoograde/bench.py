@@ -343,11 +343,11 @@ def _parallel(course: Path, assignment: str, workers: int, expected_n: int, labe
     started = time.monotonic()
     result = batch.autograde(course, assignment, workers=workers, progress=False)
     seconds = time.monotonic() - started
-    graded = [r for r in result.results if r["status"] == "graded"]
+    graded = [r for r in result.results if r.status == "graded"]
     if len(graded) != expected_n:
         raise BenchError(f"{label}: zoograde.batch graded {len(graded)} of {expected_n} submissions:\n"
                          f"{result.summary()}")
-    return seconds, sum(r["seconds"] for r in graded) / len(graded)
+    return seconds, sum(r.seconds for r in graded) / len(graded)
 
 
 def compare(a: dict, b: dict, students: list[Student], points: dict[str, float]) -> tuple[list[str], list[str], str]:

@@ -123,8 +123,8 @@ def cmd_autograde(args, course: Path) -> int:
               f": {entry['total_before']:g} -> {entry['total_after']:g}")
     if getattr(result, "regrade_log", None):
         print(f"regrade log: {course / regrade.LOG}")
-    unfinished = getattr(result, "interrupted", False) or any(r.get("status") != "graded" and
-                                                              r.get("status") != "skipped" for r in result.results)
+    unfinished = getattr(result, "interrupted", False) or any(r.status not in ("graded", "skipped")
+                                                              for r in result.results)
     return ATTENTION if unfinished else OK
 
 

@@ -162,8 +162,7 @@ def run(course: Path, assignment: str, students: list[str] | None, cell: str | N
         raise CourseError(f"nbgrader_config.py: {exc}") from None
     before = snapshot(course, assignment, students)
     result = grade()
-    regraded = [r["student"] for r in getattr(result, "results", []) if r.get("status") == "graded"
-                and r.get("student") in before]
+    regraded = [r.student for r in getattr(result, "results", []) if r.status == "graded" and r.student in before]
     if regraded:
         restore(course, assignment, before, regraded, cell)
         after = snapshot(course, assignment, regraded)
