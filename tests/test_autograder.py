@@ -20,33 +20,21 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
+from support import gradebook_scores, nbgrader
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = ROOT / "autograder"
 ASSIGNMENTS = sorted(p.stem for p in (COURSE / "assignments").glob("*.py"))
-# one fixture grades every case of every assignment: minutes, more on a loaded machine
-pytestmark = pytest.mark.timeout(1800)
 if os.environ.get("ZOO_ASSIGNMENTS"):  # while writing an assignment: grade only that one
     ASSIGNMENTS = [a for a in ASSIGNMENTS if a in os.environ["ZOO_ASSIGNMENTS"].split(",")]
-BIN = Path(sys.executable).parent
 # The session fixture grades every submission (reference, blank, book page, each wrong case and the combined
 # correct variants: about 110 notebooks); its setup counts towards the first test's time limit.
 pytestmark = pytest.mark.timeout(3600)
-
-
-def nbgrader(course: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # nbgrader runs `alembic`
-    run = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=env, capture_output=True, text=True,
-                         timeout=timeout)
-    assert run.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{(run.stdout + run.stderr)[-4000:]}"
-    return run
 
 
 def _solution_cells(name: str) -> dict[str, str]:
@@ -158,11 +146,7 @@ def graded(tmp_path_factory):
 
 
 def _scores(course: Path, name: str, student: str) -> dict[str, float]:
-    from nbgrader.api import Gradebook
-
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        nb = gb.find_submission_notebook(name, name, student)
-        return {g.name: g.score for g in nb.grades}
+    return gradebook_scores(course, name)[student]
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)

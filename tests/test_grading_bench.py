@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import gradebook_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -41,11 +42,7 @@ def bench_run(tmp_path_factory):
 
 
 def _scores(course: Path) -> dict[str, dict[str, float]]:
-    from nbgrader.api import Gradebook
-
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        return {s.student_id: {g.name: g.auto_score for nb in s.notebooks for g in nb.grades if g.cell_type == "code"}
-                for s in gb.find_assignment(ASSIGNMENT).submissions}
+    return gradebook_scores(course, ASSIGNMENT)
 
 
 def test_table_has_every_field(bench_run):

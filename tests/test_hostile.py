@@ -31,6 +31,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+import support
 from test_autograder import _cases, _combined_variants, _hidden_lines, _variant_edits
 from zoograde.bench import IGNORE, solution_cells
 
@@ -71,10 +72,7 @@ def _env() -> dict:
 
 
 def nbgrader(course: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    run = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env={**_env(), **(env or {})},
-                         capture_output=True, text=True, timeout=1800)
-    assert run.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{(run.stdout + run.stderr)[-4000:]}"
-    return run
+    return support.nbgrader(course, *args, env={**_env(), **(env or {})})
 
 
 def _cell(nb, gid):

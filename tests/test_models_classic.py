@@ -8,15 +8,13 @@ from zoolib import get_model, list_models, model_spec
 from zoolib.arith import conv_out_size, conv_params, linear_params
 from zoolib.interop import build_twin, transfer_state
 from zoolib.models.classic import VGGBlock
+from support import n_params
 
 VGG_NAMES = ["vgg11", "vgg13", "vgg16", "vgg19"]
 # Table 1 of Simonyan & Zisserman (2015), configurations A, B, D, E: 3x3 convolutions per
 # block, the blocks being 64, 128, 256, 512, 512 channels wide.
 VGG_TABLE_1 = {"vgg11": (1, 1, 2, 2, 2), "vgg13": (2, 2, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def meta_model(name: str, **kw) -> nn.Module:

@@ -9,10 +9,7 @@ from torch import nn
 from zoolib import get_model, list_models, model_spec
 from zoolib.interop import build_twin, transfer_state
 from zoolib.models.inception_v3 import InceptionV3Outputs, inception_v3
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+from support import n_params
 
 
 def test_registered():

@@ -10,13 +10,11 @@ from zoolib._registry import get_model, list_models, model_spec
 from zoolib.interop import transfer_state
 from zoolib.layers import BN_EPS
 from zoolib.models import inception_v4 as iv4
+from support import n_params
 
 TWINS = {"inception_v4": 42_679_816, "inception_resnet_v2": 55_843_464}
 IR_V1_PARAMS = 22_756_328  # derived by formula from the figures in test_ir_v1_total_params
 
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def meta_model(name: str, **kwargs) -> nn.Module:

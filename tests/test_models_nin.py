@@ -6,10 +6,7 @@ from torch import nn
 from zoolib import get_model, list_models, model_spec
 from zoolib.arith import conv_out_size, conv_params
 from zoolib.models.nin import MLPConv, NiNBlock
-
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+from support import n_params
 
 
 def mlpconv_params(c_in: int, widths, k: int) -> int:

@@ -6,10 +6,7 @@ from torch import nn
 from zoolib import get_model, list_models, model_spec
 from zoolib.interop import build_twin, transfer_state
 from zoolib.models.resnet import ResidualBlock
-
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+from support import n_params
 
 
 def test_registered():

@@ -1,0 +1,29 @@
+"""What several test files share: parameter counts as PyTorch reports them, nbgrader run as an
+instructor runs it, and the gradebook's scores (read by the same code as ``make bench``)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from torch import nn
+
+from zoograde.bench import gradebook_scores  # noqa: F401  (re-exported for the tests)
+
+BIN = Path(sys.executable).parent
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def nbgrader(course: Path, *args: str, env: dict | None = None, timeout: int = 1800) -> subprocess.CompletedProcess:
+    """``nbgrader ARGS`` in ``course``, with this venv's bin first on the PATH (nbgrader runs ``alembic``);
+    fails the test with nbgrader's output if it fails."""
+    env = {**os.environ, **(env or {})}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    run = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=env, capture_output=True, text=True,
+                         timeout=timeout)
+    assert run.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{(run.stdout + run.stderr)[-4000:]}"
+    return run
