@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from zoograde.bench import gradebook_scores  # noqa: F401  (re-exported for the tests)
@@ -27,3 +28,14 @@ def nbgrader(course: Path, *args: str, env: dict | None = None, timeout: int = 1
                          timeout=timeout)
     assert run.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{(run.stdout + run.stderr)[-4000:]}"
     return run
+
+
+def randomize_batchnorm(model: nn.Module, scale: float = 0.5) -> None:
+    """Batch norm away from the identity, so that a comparison can fail (an eps of 1e-3 against 1e-5, a
+    swapped mean and bias): weight and running variance in [1 - scale, 1 + scale], bias and running mean in
+    [-scale, scale]. Deep stacks want a small ``scale`` to keep activations of order one."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and m.track_running_stats:
+                m.weight.uniform_(1 - scale, 1 + scale), m.bias.uniform_(-scale, scale)
+                m.running_mean.uniform_(-scale, scale), m.running_var.uniform_(1 - scale, 1 + scale)

@@ -12,6 +12,7 @@ from torch import nn
 
 import zoolib
 from zoolib.models.resnet import ResidualBlock
+from support import randomize_batchnorm
 
 d2l = pytest.importorskip("d2l.torch", reason="d2l is installed by `make setup` (pip install --no-deps d2l==1.0.3)")
 
@@ -67,15 +68,6 @@ def _residual_from_d2l(theirs, ours: ResidualBlock) -> None:
             bn.bias.copy_(theirs.conv3.bias)
 
 
-def _randomise_bn(model: nn.Module) -> None:
-    """Non-trivial BN parameters and running statistics, so that the comparison can fail."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.5, 0.5)
-                m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
-
-
 @pytest.mark.parametrize("shape_change", [False, True])
 def test_residual_block_computes_what_d2ls_does(shape_change):
     torch.manual_seed(0)
@@ -86,7 +78,7 @@ def test_residual_block_computes_what_d2ls_does(shape_change):
     for m in theirs.modules():                     # d2l's lazy convs start with random biases: keep them
         if isinstance(m, nn.Conv2d):
             assert m.bias is not None
-    _randomise_bn(theirs)
+    randomize_batchnorm(theirs)
     ours = ResidualBlock(cin, cout, stride, use_1x1conv=shape_change)
     _residual_from_d2l(theirs, ours)
     theirs.eval(), ours.eval()
@@ -103,7 +95,7 @@ def test_resnet18_stages_and_head_are_d2ls():
     theirs = d2l.resnet18(10, in_channels=1)
     x = torch.randn(2, 1, 32, 32)
     theirs(x)
-    _randomise_bn(theirs)
+    randomize_batchnorm(theirs)
     theirs.eval()
     ours = zoolib.get_model("resnet18", num_classes=10, in_channels=1).eval()
     d2l_stages = [theirs.resnet_block1, theirs.resnet_block2, theirs.resnet_block3, theirs.resnet_block4]

@@ -10,7 +10,7 @@ from zoolib._registry import get_model, list_models, model_spec
 from zoolib.interop import transfer_state
 from zoolib.layers import BN_EPS
 from zoolib.models import inception_v4 as iv4
-from support import n_params
+from support import n_params, randomize_batchnorm
 
 TWINS = {"inception_v4": 42_679_816, "inception_resnet_v2": 55_843_464}
 IR_V1_PARAMS = 22_756_328  # derived by formula from the figures in test_ir_v1_total_params
@@ -64,11 +64,7 @@ def randomize(model: nn.Module) -> None:
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             if m.bias is not None:
                 nn.init.uniform_(m.bias, -0.1, 0.1)
-        elif isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.8, 1.2)
-            nn.init.uniform_(m.weight, 0.8, 1.2)
-            nn.init.uniform_(m.bias, -0.1, 0.1)
+    randomize_batchnorm(model, scale=0.2)
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ from torch import nn
 from zoolib import get_model, list_models, model_spec
 from zoolib.interop import build_twin, transfer_state
 from zoolib.models.resnet import ResidualBlock
-from support import n_params
+from support import n_params, randomize_batchnorm
 
 
 def test_registered():
@@ -30,13 +30,7 @@ def test_batchnorm_uses_pytorch_default_eps():
 def test_weight_transfer_gives_torchvision_outputs():
     torch.manual_seed(0)
     twin = build_twin("resnet18", "torchvision")
-    with torch.no_grad():  # non-trivial BN statistics (eps=1e-3 instead of 1e-5 would show)
-        for m in twin.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
+    randomize_batchnorm(twin)  # an eps of 1e-3 instead of 1e-5 would show
     twin.eval()
     ours = transfer_state(get_model("resnet18"), twin).eval()
     x = torch.randn(1, 3, 64, 64)
