@@ -279,3 +279,35 @@ def test_without_bubblewrap_grading_refuses_and_says_what_to_install(tmp_path, m
         assert nb.cells[1].outputs[0]["text"] == "42\n"
     finally:
         sandbox._probe.cache_clear()
+
+
+def test_the_guard_names_and_undoes_each_swapped_hook():
+    # The guard is no boundary, but between cells it puts back what a cell swapped and says what it was.
+    import gc
+    import signal
+    import sys
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from zoograde import _guard
+
+    shell = InteractiveShell.instance()
+    try:
+        snapshot = _guard._Snapshot()
+        hook, handler, callbacks = sys.excepthook, signal.getsignal(signal.SIGTERM), list(gc.callbacks)
+        transformers, meta_path = list(shell.input_transformers_cleanup), sys.meta_path
+        sys.excepthook = lambda *a: None
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        gc.callbacks.append(lambda *a: None)
+        shell.input_transformers_cleanup.append(lambda lines: lines)
+        shell.run_cell = lambda *a, **k: None
+        changes = snapshot.repair()
+        assert sorted(changes) == sorted([
+            "sys.excepthook was changed", "the SIGTERM handler was changed", "gc.callbacks was changed",
+            "IPython's input transformers were changed", "IPython's shell.run_cell was changed"])
+        assert sys.excepthook is hook and signal.getsignal(signal.SIGTERM) is handler
+        assert gc.callbacks == callbacks and sys.meta_path is meta_path
+        assert shell.input_transformers_cleanup == transformers and "run_cell" not in vars(shell)
+        assert snapshot.repair() == []
+    finally:
+        InteractiveShell.clear_instance()

@@ -182,30 +182,10 @@ class _Snapshot:
 
     @staticmethod
     def _hooks() -> dict:
-        hooks = {"sys.excepthook": sys.excepthook, "sys.displayhook": sys.displayhook,
-                 "sys.breakpointhook": sys.breakpointhook, "sys.stdout": sys.stdout, "sys.stderr": sys.stderr,
-                 "sys.gettrace()": sys.gettrace(), "sys.getprofile()": sys.getprofile(),
-                 "threading trace": getattr(threading, "_trace_hook", None),
-                 "threading profile": getattr(threading, "_profile_hook", None),
-                 "gc.callbacks": list(gc.callbacks), "sys.meta_path": list(sys.meta_path),
-                 "sys.path_hooks": list(sys.path_hooks)}
-        for s in _SIGNALS:
-            hooks[f"the {signal.Signals(s).name} handler"] = signal.getsignal(s)
-        return hooks
+        return {label: read() for label, (read, _) in _HOOKS.items()}
 
     def _shell_state(self) -> dict:
-        shell = self.shell
-        if shell is None:
-            return {}
-        state = {"input transformers": list(shell.input_transformers_cleanup),
-                 "input transformers (post)": list(shell.input_transformers_post),
-                 "AST transformers": list(shell.ast_transformers),
-                 "custom exception handlers": (shell.custom_exceptions, shell.CustomTB),
-                 "the shell's compiler": (shell.compile, shell.compile.flags),
-                 "event callbacks": {k: list(v) for k, v in shell.events.callbacks.items()}}
-        for name in _SHELL_METHODS:
-            state[f"shell.{name}"] = vars(shell).get(name, _MISSING)
-        return state
+        return {label: read(self.shell) for label, (read, _) in _shell_slots(self.shell).items()}
 
     # -- comparison and repair ---------------------------------------------------------------
     def repair(self) -> list[str]:
@@ -236,13 +216,13 @@ class _Snapshot:
         for key, value in self.hooks.items():
             if _differs(now[key], value):
                 changes.append(f"{key} was changed")
-                _restore_hook(key, value)
+                _HOOKS[key][1](value)
         if self.shell is not None:
-            now = self._shell_state()
+            now, slots = self._shell_state(), _shell_slots(self.shell)
             for key, value in self.shell_state.items():
                 if _differs(now[key], value):
                     changes.append(f"IPython's {key} {'were' if key.endswith('s') else 'was'} changed")
-                    _restore_shell(self.shell, key, value)
+                    slots[key][1](self.shell, value)
             ns = self.shell.user_ns
             for key, value in self.names.items():
                 if ns.get(key, _MISSING) is not value:
@@ -315,48 +295,69 @@ def _delattr(cls, key):
         pass
 
 
-def _restore_hook(key: str, value) -> None:
-    if key.startswith("sys.") and not key.endswith("()"):
-        attribute = key[4:]
-        if isinstance(value, list):
-            getattr(sys, attribute)[:] = value
-        else:
-            setattr(sys, attribute, value)
-    elif key == "sys.gettrace()":
-        sys.settrace(value)
-    elif key == "sys.getprofile()":
-        sys.setprofile(value)
-    elif key == "threading trace":
-        threading.settrace(value)
-    elif key == "threading profile":
-        threading.setprofile(value)
-    elif key == "gc.callbacks":
-        gc.callbacks[:] = value
-    elif key.startswith("the SIG"):
-        signal.signal(getattr(signal, key.split()[1]), value)
+def _list_slot(get_list):
+    """(read, write) for a list that must keep its identity: restored in place."""
+    return lambda *shell: list(get_list(*shell)), lambda *args: get_list(*args[:-1]).__setitem__(slice(None), args[-1])
 
 
-def _restore_shell(shell, key: str, value) -> None:
-    if key == "input transformers":
-        shell.input_transformers_cleanup[:] = value
-    elif key == "input transformers (post)":
-        shell.input_transformers_post[:] = value
-    elif key == "AST transformers":
-        shell.ast_transformers[:] = value
-    elif key == "custom exception handlers":
-        shell.custom_exceptions, shell.CustomTB = value
-    elif key == "the shell's compiler":
-        shell.compile = value[0]
-        shell.compile.flags = value[1]
-    elif key == "event callbacks":
-        for event, callbacks in value.items():
-            shell.events.callbacks[event][:] = callbacks
-    elif key.startswith("shell."):
-        name = key[6:]
+def _sys_slot(name):
+    return lambda: getattr(sys, name), lambda value: setattr(sys, name, value)
+
+
+# Every process-wide hook a cell could swap: label (as the grader's message names it) -> (read, write).
+_HOOKS = {
+    **{f"sys.{name}": _sys_slot(name) for name in ("excepthook", "displayhook", "breakpointhook", "stdout", "stderr")},
+    "sys.gettrace()": (sys.gettrace, sys.settrace),
+    "sys.getprofile()": (sys.getprofile, sys.setprofile),
+    "threading trace": (lambda: getattr(threading, "_trace_hook", None), threading.settrace),
+    "threading profile": (lambda: getattr(threading, "_profile_hook", None), threading.setprofile),
+    "gc.callbacks": _list_slot(lambda: gc.callbacks),
+    "sys.meta_path": _list_slot(lambda: sys.meta_path),
+    "sys.path_hooks": _list_slot(lambda: sys.path_hooks),
+    **{f"the {signal.Signals(number).name} handler": (lambda n=number: signal.getsignal(n),
+                                                     lambda value, n=number: signal.signal(n, value))
+       for number in _SIGNALS},
+}
+
+
+def _set_pair(shell, value, first: str, second: str) -> None:
+    setattr(shell, first, value[0])
+    setattr(shell, second, value[1])
+
+
+def _set_compiler(shell, value) -> None:
+    shell.compile = value[0]
+    shell.compile.flags = value[1]
+
+
+def _set_callbacks(shell, value) -> None:
+    for event, callbacks in value.items():
+        shell.events.callbacks[event][:] = callbacks
+
+
+def _method_slot(name):
+    def write(shell, value):
         if value is _MISSING:
             vars(shell).pop(name, None)
         else:
             vars(shell)[name] = value
+    return lambda shell: vars(shell).get(name, _MISSING), write
+
+
+def _shell_slots(shell) -> dict:
+    """The IPython state a cell could swap: label -> (read(shell), write(shell, value)); none without a shell."""
+    if shell is None:
+        return {}
+    return {
+        "input transformers": _list_slot(lambda sh: sh.input_transformers_cleanup),
+        "input transformers (post)": _list_slot(lambda sh: sh.input_transformers_post),
+        "AST transformers": _list_slot(lambda sh: sh.ast_transformers),
+        "custom exception handlers": (lambda sh: (sh.custom_exceptions, sh.CustomTB),
+                                      lambda sh, v: _set_pair(sh, v, "custom_exceptions", "CustomTB")),
+        "the shell's compiler": (lambda sh: (sh.compile, sh.compile.flags), _set_compiler),
+        "event callbacks": (lambda sh: {k: list(v) for k, v in sh.events.callbacks.items()}, _set_callbacks),
+        **{f"shell.{name}": _method_slot(name) for name in _SHELL_METHODS},
+    }
 
 
 def _shell():
