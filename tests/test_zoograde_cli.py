@@ -1,4 +1,4 @@
-"""``zoo-grade``, the instructor's command line (zoograde.cli and zoograde.course).
+"""``zoo-grade``, the instructor's command line (zoograde.cli and its command modules).
 
 On temporary copies of ``autograder/``, without running a kernel: grades are put into the
 gradebook directly, and the autograde engine is replaced by a fake (its wiring is what is tested).
