@@ -1,4 +1,5 @@
 """zoolib.train: what a History records agrees with what was computed (no dataset needed)."""
+import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -38,3 +39,62 @@ def test_the_first_step_loss_is_the_untrained_models_loss():
         expected = F.cross_entropy(model(x), y).item()
     hist = train(model, data, epochs=1, lr=0.1, progress=False, device=torch.device("cpu"), seed=None)
     assert abs(hist.step_loss[0] - expected) < 1e-6
+
+
+def _one_step(**kw):
+    """One full-batch step of a linear model; returns (weights before, gradient, weights after)."""
+    data = _bundle(n_train=16, batch_size=16)
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+    w0 = model[1].weight.detach().clone()
+    x, y = data.train.tensors
+    model.zero_grad()
+    F.cross_entropy(model(x), y, label_smoothing=kw.get("label_smoothing", 0.0)).backward()
+    g = model[1].weight.grad.detach().clone()
+    grads = [p.grad.detach().clone() for p in model.parameters()]
+    train(model, data, epochs=1, lr=0.045, progress=False, device=torch.device("cpu"), seed=None, **kw)
+    return w0, g, grads, model[1].weight.detach()
+
+
+def test_rmsprop_tf_is_tensorflows_rmsprop_with_the_papers_settings():
+    # TensorFlow's RMSProp (tf.compat.v1.train.RMSPropOptimizer): ms starts at 1,
+    # ms <- decay*ms + (1-decay)*g^2, mom <- momentum*mom + lr*g/sqrt(ms + eps), w <- w - mom.
+    # Inception-v3 (Szegedy et al. 2016, Sec. 8): decay 0.9, eps 1.0. First step, momentum 0:
+    w0, g, _, w1 = _one_step(optimizer="rmsprop_tf")
+    ms = 0.9 * 1.0 + 0.1 * g ** 2
+    assert torch.allclose(w1, w0 - 0.045 * g / torch.sqrt(ms + 1.0), atol=1e-7)
+    # PyTorch's own RMSprop at the same settings (eps outside the root, ms from 0) differs
+    torch_step = 0.045 * g / (torch.sqrt(0.1 * g ** 2) + 1.0)
+    assert not torch.allclose(w0 - torch_step, w1, atol=1e-5)
+
+
+def test_gradient_clipping_rescales_to_the_global_norm():
+    # plain SGD, so the step is lr times the clipped gradient: g * min(1, c / ||all grads||)
+    w0, g, grads, w1 = _one_step(optimizer="sgd", clip_grad_norm=0.01)
+    norm = torch.sqrt(sum((t ** 2).sum() for t in grads))
+    assert norm > 0.01
+    assert torch.allclose(w1, w0 - 0.045 * g * (0.01 / norm), atol=1e-7)
+
+
+def test_the_history_keeps_gradient_norms_and_the_optimiser():
+    data = _bundle(n_train=16, batch_size=16)
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+    x, y = data.train.tensors
+    F.cross_entropy(model(x), y).backward()
+    norm = torch.sqrt(sum((p.grad ** 2).sum() for p in model.parameters())).item()
+    model.zero_grad()
+    hist = train(model, data, epochs=1, lr=0.045, optimizer="rmsprop_tf", clip_grad_norm=0.01,
+                 progress=False, device=torch.device("cpu"), seed=None)
+    assert hist.grad_norm == [pytest.approx(norm, rel=1e-5)]
+    # TensorFlow's mean square after one step: 0.9 * 1 + 0.1 * g^2, with g the clipped gradient
+    weight = model[1].weight
+    state = hist.optimizer.state[weight]["square_avg"]
+    assert torch.all(state >= 0.9) and torch.all(state <= 0.9 + 0.1 * 0.01 ** 2 + 1e-7)
+
+
+def test_label_smoothing_reaches_the_default_loss():
+    w0, g, _, w1 = _one_step(optimizer="sgd", label_smoothing=0.1)
+    assert torch.allclose(w1, w0 - 0.045 * g, atol=1e-7)
+    _, g_plain, _, _ = _one_step(optimizer="sgd")
+    assert not torch.allclose(g, g_plain)

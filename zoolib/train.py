@@ -37,10 +37,12 @@ class History:
     steps: list[int] = field(default_factory=list)          # step of each periodic evaluation
     step_acc: list[float] = field(default_factory=list)     # test accuracy at those steps
     step_loss: list[float] = field(default_factory=list)    # the training loss of every step (free to keep)
+    grad_norm: list[float] = field(default_factory=list)    # global gradient norm before clipping, per step
     seconds: float = 0.0
     cpu_seconds: float = 0.0     # CPU time of the whole process during training (all threads)
     examples_per_second: float = 0.0
     device: str = "cpu"
+    optimizer: object = field(default=None, repr=False)    # the run's optimiser, for its state
 
     @property
     def final_test_acc(self) -> float:
@@ -112,7 +114,8 @@ def evaluate(model: nn.Module, data: Iterable, device: torch.device | None = Non
 def train(model: nn.Module, data, epochs: int, lr: float, *, optimizer: str = "sgd", momentum: float = 0.0,
           weight_decay: float = 0.0, loss_fn: Callable | None = None, device: torch.device | None = None,
           eval_every: int | None = None, max_steps: int | None = None, progress: bool = True,
-          seed: int | None = 0, name: str | None = None, schedule: str = "constant") -> History:
+          seed: int | None = 0, name: str | None = None, schedule: str = "constant",
+          label_smoothing: float = 0.0, clip_grad_norm: float | None = None) -> History:
     """Train ``model`` on ``data`` (a :class:`zoolib.data.DataBundle`) and return its :class:`History`.
 
     ``loss_fn(outputs, targets)`` defaults to cross-entropy on the main logits, so models with
@@ -122,19 +125,33 @@ def train(model: nn.Module, data, epochs: int, lr: float, *, optimizer: str = "s
     ``schedule="cosine"`` lowers the learning rate from ``lr`` to 0 along a half cosine over the
     run's steps (one update per step); ``"constant"`` (the default, d2l's) keeps it. A short run
     ends nearer a minimum when its last steps are small: the fast recipes use it.
+
+    Inception-v3's recipe (Szegedy et al. 2016, Sec. 8) adds three options: ``optimizer=
+    "rmsprop_tf"`` is RMSProp with decay 0.9 and epsilon 1.0 as TensorFlow computes it
+    (timm's ``RMSpropTF``: epsilon inside the square root and a mean square that starts at 1;
+    PyTorch's ``RMSprop`` adds epsilon outside the root and starts at 0, which at epsilon 1.0
+    is a different optimiser), ``clip_grad_norm`` rescales the gradients whenever their global
+    norm exceeds it (``History.grad_norm`` keeps each step's norm before clipping), and
+    ``label_smoothing`` smooths the default cross-entropy's targets. ``History.optimizer`` is
+    the run's optimiser, whose state (RMSProp's mean squares, Adam's moments) can be read.
     """
     if seed is not None:
         torch.manual_seed(seed)
     device = device or config.device()
     model.to(device)
-    loss_fn = loss_fn or (lambda out, y: F.cross_entropy(main_logits(out), y))
+    loss_fn = loss_fn or (lambda out, y: F.cross_entropy(main_logits(out), y,
+                                                         label_smoothing=label_smoothing))
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     elif optimizer == "adam":
         opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    elif optimizer == "rmsprop_tf":
+        from timm.optim import RMSpropTF
+
+        opt = RMSpropTF(params, lr=lr, alpha=0.9, eps=1.0, momentum=momentum, weight_decay=weight_decay)
     else:
-        raise ValueError(f"optimizer must be 'sgd' or 'adam', not {optimizer!r}")
+        raise ValueError(f"optimizer must be 'sgd', 'adam' or 'rmsprop_tf', not {optimizer!r}")
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', not {schedule!r}")
 
@@ -162,6 +179,8 @@ def train(model: nn.Module, data, epochs: int, lr: float, *, optimizer: str = "s
                 raise FloatingPointError(f"loss became {loss.item()} at step {step}: lower the learning rate")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if clip_grad_norm is not None:  # returns the norm it measured before clipping
+                hist.grad_norm.append(float(nn.utils.clip_grad_norm_(params, clip_grad_norm)))
             opt.step()
             if sched is not None:
                 sched.step()
@@ -186,6 +205,7 @@ def train(model: nn.Module, data, epochs: int, lr: float, *, optimizer: str = "s
     hist.seconds = time.perf_counter() - start
     hist.cpu_seconds = time.process_time() - cpu_start
     hist.examples_per_second = seen / max(hist.seconds, 1e-9)
+    hist.optimizer = opt
     _record(name or type(model).__name__, data, hist, lr, optimizer)
     return hist
 
