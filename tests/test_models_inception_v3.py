@@ -119,3 +119,50 @@ def test_weight_transfer_matches_torchvision(torchvision_twin, transform_input, 
         expected = torchvision_twin(x)
         assert expected.abs().max() < 1e3  # calibrated: agreeing to 1e-5 means something
         torch.testing.assert_close(ours(x), expected, rtol=0, atol=1e-5)
+
+
+# torchvision's module of the same place in the network: Mixed_5b, 6a, 6b, 7a, 7b
+TV_FIRST_OF_STAGE = ("Mixed_5b", "Mixed_6a", "Mixed_6b", "Mixed_7a", "Mixed_7b")
+
+
+def _conv_widths(module: nn.Module) -> list[int]:
+    return [m.out_channels for m in module.modules() if isinstance(m, nn.Conv2d)]
+
+
+def test_the_small_network_is_the_released_modules_divided():
+    from zoolib.models.inception_v3 import small_inception_v3
+
+    with torch.device("meta"):
+        tv = torchvision.models.inception_v3(weights=None, init_weights=False, aux_logits=False)
+    full = small_inception_v3(in_channels=3, shrink=1)
+    small = small_inception_v3()
+    # shrink=1: the first module receives 192 channels, as Mixed_5b does, and holds exactly its
+    # parameters; the later ones get fewer input channels (one module per stage, not 3, 4, 2)
+    assert n_params(full[2]) == n_params(tv.Mixed_5b)
+    for i, name in enumerate(TV_FIRST_OF_STAGE):
+        released = getattr(tv, name)
+        assert sorted(_conv_widths(full[2 + i])) == sorted(_conv_widths(released)), name
+        # shrink=8: the same convolutions, every width divided by 8 (as a multiset: the
+        # registration orders of the branches differ between the two code bases)
+        assert sorted(_conv_widths(small[2 + i])) == sorted(w // 8 for w in _conv_widths(released)), name
+
+
+def test_the_small_network_at_28x28():
+    from zoolib.models.inception_v3 import small_inception_v3
+
+    model = small_inception_v3()
+    # freshly built: no probe has moved a BatchNorm statistic
+    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+        assert torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
+        assert bn.num_batches_tracked.item() == 0
+    x = torch.zeros(2, 1, 28, 28)
+    sides = []
+    for layer in model[:7]:
+        x = layer(x)
+        sides.append(x.shape[-1])
+    # 28 -> conv 3x3 pad 1: 28 -> pool 3/2 pad 1: (28 + 2 - 3) // 2 + 1 = 14 -> A keeps 14
+    # -> reduction (3 - 1 unpadded, stride 2): (14 - 3) // 2 + 1 = 6 -> B keeps 6 -> (6 - 3) // 2 + 1 = 2
+    assert sides == [28, 14, 14, 6, 6, 2, 2]
+    # widths: A 8+8+12+4, reduction A 48+12 plus its 32 input channels, B 4 x 24,
+    # reduction B 40+24 plus 96, C 40 + 2x48 + 2x48 + 24
+    assert x.shape[1] == 256 and model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)

@@ -40,6 +40,7 @@ standard deviation is mapped back to that scale channel by channel.
 """
 from __future__ import annotations
 
+import inspect
 from collections import namedtuple
 
 import torch
@@ -49,7 +50,8 @@ from .._registry import register_model
 from ..layers import BasicConv2d
 
 __all__ = ["InceptionA", "InceptionB", "InceptionC", "ReductionA", "ReductionB", "InceptionAux",
-           "InceptionV3", "InceptionV3Outputs", "STEM_CONFIG", "STAGE_CONFIG", "inception_v3"]
+           "InceptionV3", "InceptionV3Outputs", "STEM_CONFIG", "STAGE_CONFIG", "inception_v3",
+           "small_inception_v3"]
 
 InceptionV3Outputs = namedtuple("InceptionV3Outputs", ["logits", "aux_logits"])
 
@@ -334,3 +336,38 @@ class InceptionV3(nn.Module):
 def inception_v3(num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = True,
                  transform_input: bool = False, dropout: float = 0.5) -> InceptionV3:
     return InceptionV3(num_classes, in_channels, aux_logits, transform_input, dropout)
+
+
+def _shrunk(block: type[nn.Module], in_channels: int, args: tuple, shrink: int) -> nn.Module:
+    """``block`` with every width (its positional ones and its keyword defaults) over ``shrink``."""
+    widths = {name: p.default // shrink for name, p in inspect.signature(block).parameters.items()
+              if p.kind is p.KEYWORD_ONLY}
+    return block(in_channels, *(a // shrink for a in args), **widths)
+
+
+def small_inception_v3(in_channels: int = 1, num_classes: int = 10, shrink: int = 8) -> nn.Sequential:
+    """Chapter 6's fast-mode network: one module of each kind, in the released network's order,
+    every width divided by ``shrink``, for 28x28 grey images.
+
+    Each module is the *first* of its stage in ``STAGE_CONFIG`` (Mixed_5b, 6a, 6b, 7a, 7b),
+    with its own channel counts over ``shrink``. The stem is one 3x3 convolution (to 192 /
+    ``shrink`` channels, the width the first InceptionA receives) and a 3x3/2 max pool: the
+    released stem would take a 28x28 image down to nothing. No auxiliary classifier and no
+    dropout: at this size the run is too short to overfit. Shapes at 28x28 with ``shrink=8``
+    are in the comments.
+    """
+    stem_width = STAGE_CONFIG["inception_a"][0][0] // shrink
+    layers: list[nn.Module] = [BasicConv2d(in_channels, stem_width, 3, padding=1),  # 24 x 28 x 28
+                               nn.MaxPool2d(3, stride=2, padding=1)]                # 24 x 14 x 14
+    channels = stem_width
+    # 32 x 14 x 14, 92 x 6 x 6, 96 x 6 x 6, 160 x 2 x 2, 256 x 2 x 2
+    for block, stage in ((InceptionA, "inception_a"), (ReductionA, "reduction_a"),
+                         (InceptionB, "inception_b"), (ReductionB, "reduction_b"),
+                         (InceptionC, "inception_c")):
+        _, *args = STAGE_CONFIG[stage][0]
+        layers.append(_shrunk(block, channels, tuple(args), shrink))
+        with torch.no_grad():  # its output width, from one probe in eval mode (BN stats untouched)
+            channels = layers[-1].eval()(torch.zeros(1, channels, 9, 9)).shape[1]
+        layers[-1].train()
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)]
+    return nn.Sequential(*layers)
