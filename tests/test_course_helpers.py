@@ -128,3 +128,39 @@ def test_every_chapter_starts_with_the_assignments_install_cell():
         assert "".join(first["source"]) == pages.install_cell().rstrip("\n"), path.name
         assert "hide-input" in first["metadata"].get("tags", []), path.name
         assert not first.get("outputs"), path.name   # where zoolib is installed it prints nothing
+
+
+def test_every_chapter_figure_has_a_caption_and_alt_text():
+    """Issue 13: figures come with a caption and alt text (MyST-NB's `mystnb` cell metadata)."""
+    import json
+    from pathlib import Path
+
+    missing, figures = [], 0
+    for path in sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            if cell["cell_type"] != "code" or not any(
+                    "image/png" in out.get("data", {}) for out in cell["outputs"]):
+                continue
+            figures += 1
+            meta = cell["metadata"].get("mystnb", {})
+            caption = meta.get("figure", {}).get("caption", "")
+            alt = meta.get("image", {}).get("alt", "")
+            if len(caption) < 20 or len(alt) < 20 or caption == alt:
+                missing.append(f"{path.name} cell {i}")
+    assert figures >= 30
+    assert not missing, f"figures without a caption or alt text: {missing}"
+
+
+def test_hidden_code_fits_its_narrower_block():
+    """A hide-input cell's code shows in a narrower block when opened: in Chromium, lines over
+    77 characters scrolled there (found twice by the browser test), so they are kept shorter."""
+    import json
+    from pathlib import Path
+
+    long = []
+    for path in sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            if "hide-input" in cell["metadata"].get("tags", []):
+                long += [f"{path.name} cell {i}: {len(line)}"
+                         for line in "".join(cell["source"]).splitlines() if len(line) > 77]
+    assert not long, long
