@@ -233,7 +233,8 @@ def test_googlenet_loss():
 
 
 # Figure 5, Ioffe & Szegedy 2015: #1x1, #3x3 reduce, #3x3, double #3x3 reduce, double #3x3,
-# pool, proj (0 = pass through), stride.
+# pool, proj (0 = pass through), stride. Deliberately the same rows as the model's
+# BN_INCEPTION_TABLE: transcribed again from the paper, so that a slip in either copy fails.
 FIGURE5 = {
     "inception3a": (64, 64, 64, 64, 96, "avg", 32, 1),
     "inception3b": (64, 64, 96, 64, 96, "avg", 64, 1),
