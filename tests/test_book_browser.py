@@ -9,7 +9,8 @@ are executed.
 Every page is opened from ``file://`` with every request that leaves the build refused, as
 on a laptop without network: the page must still typeset all its formulas, render its saved
 widgets (the training progress bars) and run without JavaScript errors. The test also measures what a reader sees: blocks that need horizontal
-scrolling and how far figures are scaled down. A full-page screenshot of every page is kept
+scrolling, how far figures are scaled down, and how tall each figure's smallest text ends
+up on screen, which must be at least 70 % of the body text. A full-page screenshot of every page is kept
 in ``_build/html/_screenshots`` and the measurements in ``_build/html/_screenshots/report.json``.
 
 Any Chromium will do (``find_chromium``): ``$CHROMIUM``, Debian's ``chromium`` or
@@ -41,7 +42,8 @@ HOW_TO_GET_CHROMIUM = (
     "  - Debian/Ubuntu: sudo apt-get install chromium   (`make test` does this when run as root on Debian)\n"
     "  - Playwright's own build (needs the network once): .venv/bin/playwright install chromium\n"
     "  - another Chrome or Chromium: CHROMIUM=/path/to/chrome make test")
-MIN_TEXT_SHARE = 0.70      # no figure label smaller than 70 % of the body text (issue 13)
+MIN_TEXT_SHARE = 0.70      # no figure text smaller than 70 % of the body text (issue 13)
+SMALLEST_TEXT_KEY = "zoo:smallest-text-pt"   # written by zoolib.plots.book_png
 VIEWPORT = {"width": 1280, "height": 900}
 
 
@@ -134,11 +136,10 @@ def _write_report(request) -> None:
              f"  figures: {len(figures)}, {sum(f['shown_w'] < f['natural_w'] - 1 for f in figures)} scaled down "
              f"(by up to {max((f['natural_w'] / f['shown_w'] for f in figures if f['shown_w']), default=1):.2f}x), "
              f"{sum(not f['alt'] or f['alt'].startswith(('../', '_images')) for f in figures)} without alt text"
-             + (f"; a 10 pt label (matplotlib's default) is {smallest['text_px']:.1f} px at the smallest "
-                f"({smallest['page']}), a 7 pt one (zoolib's diagrams) {smallest['text7_px']:.1f} px, against "
-                f"{smallest['body_px']:.0f} px body text; "
-                f"{sum(f['text_px'] < MIN_TEXT_SHARE * f['body_px'] for f in figures if f['text_px'])} figures "
-                f"show 10 pt under {MIN_TEXT_SHARE:.0%} of it" if smallest else "")]
+             + (f"; the smallest figure text is {smallest['smallest_pt']:g} pt shown at "
+                f"{smallest['text_px']:.1f} px ({smallest['page']}), against {smallest['body_px']:.0f} px body "
+                f"text; {sum(f['text_px'] < MIN_TEXT_SHARE * f['body_px'] for f in figures if f['text_px'])} "
+                f"figures under {MIN_TEXT_SHARE:.0%} of it" if smallest else "")]
     # a session fixture's teardown is captured: lift the capture to show the numbers
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
@@ -168,18 +169,39 @@ def _png_dpi(path: Path) -> float | None:
     return x * 0.0254 if unit == 1 else None
 
 
-def _figure_text_px(path: Path, shown_w: float, natural_w: float, points: float) -> float | None:
-    """How tall a ``points``-size label of a matplotlib figure is on screen, in CSS px.
+def _png_text(path: Path) -> dict[str, str]:
+    """The PNG's tEXt chunks, where ``zoolib.plots.book_png`` records the smallest drawn text."""
+    data, out, at = path.read_bytes(), {}, 8
+    while at + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        if kind == b"tEXt":
+            key, _, value = data[at + 8:at + 8 + length].partition(b"\0")
+            out[key.decode("latin-1")] = value.decode("latin-1")
+        at += 12 + length
+    return out
 
-    matplotlib stores the dpi in the PNG: a label of ``points`` pt is ``points / 72 * dpi``
-    image pixels tall, then scaled to the width the page shows. An estimate from the font
-    size, not a reading of the glyphs: 10 pt is matplotlib's default for axis and tick
-    labels, 7 pt the smallest text of zoolib's diagrams.
+
+def _figure_text_px(path: Path, shown_w: float, natural_w: float) -> tuple[float | None, float | None]:
+    """The figure's smallest drawn text: its size in points, and its height on screen in CSS px.
+
+    A PNG: matplotlib stores the dpi, so text of ``pt`` points is ``pt / 72 * dpi`` image
+    pixels tall, then scaled to the width the page shows. An SVG (the drawings) is sized in
+    points, which a browser shows at 96/72 CSS px each before scaling. The size is the one the
+    figure was drawn with (``zoolib.plots.drawn_font_sizes``), not a reading of the glyphs.
     """
-    dpi = _png_dpi(path) if path.suffix == ".png" and path.is_file() else None
-    if not dpi or not natural_w:
-        return None
-    return points / 72 * dpi * shown_w / natural_w
+    if not path.is_file() or not natural_w:
+        return None, None
+    if path.suffix == ".png":
+        dpi, recorded = _png_dpi(path), _png_text(path).get(SMALLEST_TEXT_KEY)
+    elif path.suffix == ".svg":
+        found = re.search(re.escape(SMALLEST_TEXT_KEY) + r"=([0-9.]+)", path.read_text())
+        dpi, recorded = 96, found and found.group(1)
+    else:
+        return None, None
+    if not dpi or recorded is None:
+        return None, None
+    points = float(recorded)
+    return points, points / 72 * dpi * shown_w / natural_w
 
 
 # Runs in the page: wait for MathJax, then count formulas and look for untypeset TeX.
@@ -205,7 +227,7 @@ MEASURE_JS = """async () => {
   const wide = el => el.scrollWidth > el.clientWidth + 1;
   const count = sel => Array.from(main.querySelectorAll(sel));
   const prose = count('p, li, h1, h2, h3, h4, dd, dt, blockquote').filter(wide);
-  const code = count('div.highlight pre');
+  const code = count('div.highlight pre').filter(p => !p.closest('div.cell_output, div.output'));  // code, not outputs
   // a block whose lines all keep to 88 characters must fit the column (zoo.css sizes it so)
   const short = code.filter(p => Math.max(...p.textContent.split('\\n').map(l => l.length)) <= 88);
   const outputs = count('div.cell_output pre, div.output pre');
@@ -281,9 +303,9 @@ def test_page_renders_offline_in_chromium(book, browser, page):
     figures = []
     for f in seen["figures"]:
         src = (path.parent / unquote(urlparse(f["src"]).path)).resolve()
-        figures.append({**f, "page": page, "body_px": seen["body_px"],
-                        "text_px": _figure_text_px(src, f["shown_w"], f["natural_w"], 10),
-                        "text7_px": _figure_text_px(src, f["shown_w"], f["natural_w"], 7)})
+        points, px = _figure_text_px(src, f["shown_w"], f["natural_w"])
+        figures.append({**f, "page": page, "body_px": seen["body_px"], "file": src.name,
+                        "smallest_pt": points, "text_px": px})
     REPORT[page] = {"requests": len(requests), "external_refused": len(refused),
                     "formulas": seen["formulas"], "formulas_typeset": seen["formulas_typeset"],
                     "widgets": seen["widgets"], "widgets_rendered": seen["widgets_rendered"],
@@ -305,6 +327,14 @@ def test_page_renders_offline_in_chromium(book, browser, page):
     assert not seen["page_scrolls"], f"{page}: the page itself scrolls sideways at {VIEWPORT['width']} px"
     assert not seen["overflow_short_code"], (
         f"{page}: code blocks with lines of at most 88 characters still scroll: {seen['overflow_short_code'][:3]}")
+    untagged = [f["alt"][:60] for f in figures if f["file"].endswith((".png", ".svg")) and f["text_px"] is None]
+    assert not untagged, (f"{page}: figures that do not record their smallest text (the chapter must call "
+                          f"zoolib.plots.use_book_figures()): {untagged}")
+    small = [f"{f['alt'][:50]!r}: {f['smallest_pt']:g} pt shows as {f['text_px']:.1f} px "
+             f"({f['natural_w']:.0f} px wide, shown at {f['shown_w']:.0f})"
+             for f in figures if f["text_px"] is not None and f["text_px"] < MIN_TEXT_SHARE * seen["body_px"]]
+    assert not small, (f"{page}: figure text under {MIN_TEXT_SHARE:.0%} of the {seen['body_px']:.0f} px body "
+                       f"text (a narrower figure or larger text fixes it): " + "; ".join(small))
 
 
 def test_chapters_offer_downloads_and_launch_buttons(book):

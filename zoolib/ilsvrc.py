@@ -110,11 +110,12 @@ def released_weights():
 
 
 def plot_ilsvrc(costs=None, axes=None):
-    """Left: the winners' top-5 error by year. Right: single networks, error against cost."""
+    """Top (left, given two axes side by side): the winners' top-5 error by year. Bottom
+    (right): single networks, error against cost."""
     import matplotlib.pyplot as plt
 
-    if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    if axes is None:  # one above the other, to fit the book's column (zoolib.plots.BOOK_WIDTH)
+        _, axes = plt.subplots(2, 1, figsize=(7, 8))
     left, right = axes
     years = [e.year for e in WINNERS]
     colors = ["#999999" if e.year < 2012 else "#2b5d8a" for e in WINNERS]
