@@ -159,10 +159,20 @@ def _long_code_lines(limit: int, hidden_only: bool) -> list[str]:
     for path in sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb")):
         for i, cell in enumerate(json.loads(path.read_text())["cells"]):
             tags = cell["metadata"].get("tags", [])
-            if cell["cell_type"] == "code" and "remove-input" not in tags and (
-                    not hidden_only or "hide-input" in tags):
-                long += [f"{path.name} cell {i}: {len(line)}"
-                         for line in "".join(cell["source"]).splitlines() if len(line) > limit]
+            lines = "".join(cell["source"]).splitlines()
+            if cell["cell_type"] == "markdown" and not hidden_only:
+                # code shown in the text, such as an exercise's solution: ```python ... ```
+                fenced, inside = [], False
+                for line in lines:
+                    if line.strip().startswith("```"):
+                        inside = line.strip() == "```python" if not inside else False
+                    elif inside:
+                        fenced.append(line)
+                lines = fenced
+            elif not (cell["cell_type"] == "code" and "remove-input" not in tags and (
+                    not hidden_only or "hide-input" in tags)):
+                continue
+            long += [f"{path.name} cell {i}: {len(line)}" for line in lines if len(line) > limit]
     return long
 
 
