@@ -213,3 +213,26 @@ def test_vgg_honours_num_classes_and_in_channels():
     feats = model.forward_features(torch.randn(1, 1, 32, 32))
     assert feats.shape == (1, 512, 1, 1)
     assert model.forward_head(feats).shape == (1, 10)
+
+
+def test_vgg_is_initialised_as_torchvision_initialises_it():
+    """VGG skips PyTorch's default initialisation (its layers are built on the meta device),
+    so every tensor must be drawn again: kaiming-normal convolutions (fan-out, ReLU gain),
+    N(0, 0.01) dense layers, zero biases, as torchvision's VGG does. Uninitialised memory
+    left behind would show up as a wrong spread or as non-finite values."""
+    torch.manual_seed(0)
+    model = get_model("vgg11", num_classes=10)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    dense = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert len(convs) == 8 and len(dense) == 3
+    for m in convs:
+        fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+        std = (2 / fan_out) ** 0.5
+        assert m.weight.mean().abs() < 0.05 * std and abs(m.weight.std().item() / std - 1) < 0.05
+    for m in dense:
+        assert m.weight.mean().abs() < 1e-3 and abs(m.weight.std().item() / 0.01 - 1) < 0.05
+    for m in convs + dense:
+        assert torch.isfinite(m.weight).all() and torch.count_nonzero(m.bias) == 0
+    assert next(model.parameters()).device.type == "cpu"
+    with torch.device("meta"):   # built inside a meta context, it stays there
+        assert next(get_model("vgg11").parameters()).device.type == "meta"
