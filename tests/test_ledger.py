@@ -113,6 +113,19 @@ def test_every_erratum_is_explained_once_and_nothing_else_is():
     assert len({r.source for r in WRONG if r.erratum == "v3-stem"}) == 2
 
 
+def test_every_erratum_claim_carries_its_own_explanation():
+    for claim, record in BY_CLAIM:
+        if record.verdict == "erratum":
+            assert claim.explanation.strip(), f"{claim.claim}: no explanation in the ledger's data"
+            assert record.explanation and "\n" not in record.explanation, claim.claim
+
+
+def test_evaluate_does_not_invent_an_explanation():
+    unexplained = ledger.Claim(ledger.FRAZ, "two is three", "count", 3, 1, lambda: (2, "2"), "erratum")
+    record = ledger.evaluate(unexplained)
+    assert record.verdict == "erratum" and record.explanation == ""
+
+
 def test_each_erratum_links_to_a_chapter_section_that_exists():
     import json
 

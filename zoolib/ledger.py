@@ -580,14 +580,15 @@ CLAIMS: list[Claim] = _all_claims()
 
 
 def evaluate(c: Claim) -> Record:
-    """One claim, recomputed and judged; an erratum carries its category and ERRATA key."""
+    """One claim, recomputed and judged; an erratum carries its category and ERRATA key.
+
+    The explanation is the claim's own, never a default: an erratum without one shows up
+    empty, and the tests fail on it."""
     value, formula = c.compute()
     verdict = judge(c.claimed, value, c.unit)
     number = not isinstance(value, tuple)
     explanation = c.explanation.format(computed=value, k=value / 1024 if number else 0,
                                        m=value / 1e6 if number else 0)
-    if verdict == "erratum" and not explanation:
-        explanation = f"stated {c.claimed}, computed {value}"
     entry = erratum_of(c.claim) if verdict == "erratum" else None
     return Record(c.source, c.claim, c.quantity, c.claimed, value, formula, verdict, explanation,
                   entry.category if entry else "", entry.key if entry else "")
