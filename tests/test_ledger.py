@@ -126,6 +126,14 @@ def test_evaluate_does_not_invent_an_explanation():
     assert record.verdict == "erratum" and record.explanation == ""
 
 
+def test_the_errata_file_ships_with_zoolib():
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    assert ledger.ERRATA_FILE.name in project["tool"]["setuptools"]["package-data"]["zoolib"]
+
+
 def test_each_erratum_links_to_a_chapter_section_that_exists():
     import json
 
@@ -472,24 +480,44 @@ def vgg16_row(m):
     return memory if m["what"] == "memory" else weights
 
 
-# Claim families, a pattern for the claim text -> the value derived from what it matched
+# Claim families: a pattern for the claim text -> (the value derived from what it matched,
+# what K means in the figure the claim quotes, group "stated")
 FAMILIES = {
-    r"AlexNet conv(?P<i>\d) parameters = [\d,]+": alexnet_conv,
-    r"VGG16 row (?P<i>\d+) (?P<label>\S+): (?P<what>memory|params) .+": vgg16_row,
-    r"VGG sequential(?P<i>\d) output shape: .+": lambda m: vgg11_stage(int(m["i"])),
-    r"NiN (?P<label>\w+) output shape: .+": lambda m: nin_stages()[m["label"]],
-    r"GoogLeNet Table 1, (?P<row>inception\w+): (?P<what>params|ops) \d+[KM]": table1_row,
+    r"AlexNet conv(?P<i>\d) parameters = (?P<stated>[\d,]+)": (alexnet_conv, 1000),
+    r"VGG16 row (?P<i>\d+) (?P<label>\S+): (?P<what>memory|params) (?P<stated>[\d.,]+[KM]?).*": (vgg16_row, 1000),
+    r"VGG sequential(?P<i>\d) output shape: \(1, (?P<stated>[\d, ]+)\)": (lambda m: vgg11_stage(int(m["i"])), 0),
+    r"NiN (?P<label>\w+) output shape: \((?P<stated>[\d, ]+)\)": (lambda m: nin_stages()[m["label"]], 0),
+    r"GoogLeNet Table 1, (?P<row>inception\w+): (?P<what>params|ops) (?P<stated>\d+[KM])": (table1_row, 1024),
 }
+
+
+def figure(text, k):
+    """A figure as the slide prints it: 1,728 or 3.2M or 159K (K = k), or a shape 64, 112, 112."""
+    if "," in text and " " in text:
+        return tuple(int(n) for n in text.split(", "))
+    scale = {"K": k, "M": 1e6}.get(text[-1], 1)
+    return float(text.rstrip("KM").replace(",", "")) * scale
 
 
 def derived(claim_text):
     """The independently derived value of a claim, or a KeyError naming a claim nothing pins."""
-    found = [pin(m) for pattern, pin in FAMILIES.items() if (m := re.fullmatch(pattern, claim_text))]
+    found = [pin(m) for pattern, (pin, _) in FAMILIES.items() if (m := re.fullmatch(pattern, claim_text))]
     if claim_text in PINS:
         found.append(PINS[claim_text])
     if len(found) != 1:
         raise KeyError(f"{len(found)} pins for {claim_text!r}")
     return found[0]
+
+
+def test_the_families_state_what_their_text_quotes():
+    """A family's stated value is read back from the claim's text: the number a row quotes."""
+    checked = 0
+    for c in ledger.CLAIMS:
+        for pattern, (_, k) in FAMILIES.items():
+            if m := re.fullmatch(pattern, c.claim):
+                assert same_value(c.claimed, figure(m["stated"], k)), c.claim
+                checked += 1
+    assert checked == 73
 
 
 def rule(stated, value, unit):
