@@ -538,6 +538,38 @@ def same_value(a, b):
     return a == b
 
 
+def renderings(n, k):
+    """The ways a slide writes the figure n: 34,848, 150K, 0.16M, 60 million, 10.0M, 33%, 35x35x288."""
+    if isinstance(n, tuple):
+        c, h, w = n
+        return {f"{h}x{w}x{c}", str(n)}
+    shown = {f"{n:g}", f"{n * 100:g}%", f"{n / 1e6:.1f}M"}
+    if float(n).is_integer():
+        shown.add(f"{int(n):,}")
+    for scale, names in ((1e6, ("M", " million")), (k, ("K", "k"))):
+        shown |= {f"{n / scale:g}{name}" for name in names}
+    return shown
+
+
+# Stated values a claim's text gives in words or as a product, not as a figure
+STATED_IN_WORDS = {
+    "GoogLeNet ends with 1024 channels, average-pooled over 7x7": 1024 * 7 * 7,
+    "a 5x5 layer costs about eight times the inception block": 8,
+    "v3 table: the stem is conv 3x3/2, 3x3/1, 3x3/1 padded, pool, then three more 3x3 convs": 3 + 3,
+}
+
+
+def test_the_single_pins_state_a_figure_their_text_quotes():
+    """Weaker than the families' check (the figure may stand anywhere in the text), but a
+    stated value no rendering of which appears in the claim is a transcription slip."""
+    for c in ledger.CLAIMS:
+        if c.claim in STATED_IN_WORDS:
+            assert c.claimed == STATED_IN_WORDS[c.claim], c.claim
+        elif c.claim in PINS:
+            k = 1024 if "K = 1024" in c.quantity else 1000
+            assert any(r in c.claim for r in renderings(c.claimed, k)), (c.claim, c.claimed)
+
+
 def test_every_claim_has_exactly_one_independent_pin():
     missing = []
     for c in ledger.CLAIMS:
