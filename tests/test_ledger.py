@@ -226,9 +226,7 @@ def test_the_papers_own_numbers():
     assert category("table1-rows") == "paper's own number"
 
     # "5 million" is the Inception-v3 paper's 60M / 12; "12x" is the GoogLeNet paper's
-    alexnet = (11 * 11 * 3 * 96 + 96) + (5 * 5 * 48 * 256 + 256) + (3 * 3 * 256 * 384 + 384) \
-        + (3 * 3 * 192 * 384 + 384) + (3 * 3 * 192 * 256 + 256) + (256 * 6 * 6 * 4096 + 4096) \
-        + (4096 * 4096 + 4096) + (4096 * 1000 + 1000)
+    alexnet = ALEXNET_PARAMS   # the paper's two-GPU AlexNet, derived below
     assert alexnet == 60_965_224
     googlenet = computed("googlenet-5m")
     assert googlenet == 6_990_272 and math.isclose(computed("googlenet-12x"), alexnet / googlenet)
@@ -285,8 +283,8 @@ def test_claims_table_merges_lectures_and_explains_errata():
 
 # ---------------------------------------------------------------------------
 # Every record against a value derived here, from the slide's own terms or the paper's
-# tables, by hand arithmetic: nothing below builds a zoolib model, runs the profiler or
-# calls a ledger function. Conventions, read off the lectures and matched by the ledger:
+# tables, by hand arithmetic: no derivation below builds a zoolib model, runs the profiler
+# or calls a ledger function; only the tests read the ledger, to compare. Conventions, read off the lectures and matched by the ledger:
 # "weights" count conv and dense weights only; "parameters" add one bias per output
 # channel (the zoo's GoogLeNet has no batch norm); "ops", "FLOPS" and "multiplications"
 # are multiply-adds of the weights (biases and pooling cost nothing), so a convolution
