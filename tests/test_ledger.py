@@ -284,11 +284,12 @@ def test_claims_table_merges_lectures_and_explains_errata():
 # ---------------------------------------------------------------------------
 # Every record against a value derived here, from the slide's own terms or the paper's
 # tables, by hand arithmetic: no derivation below builds a zoolib model, runs the profiler
-# or calls a ledger function; only the tests read the ledger, to compare. Conventions, read off the lectures and matched by the ledger:
-# "weights" count conv and dense weights only; "parameters" add one bias per output
-# channel (the zoo's GoogLeNet has no batch norm); "ops", "FLOPS" and "multiplications"
-# are multiply-adds of the weights (biases and pooling cost nothing), so a convolution
-# costs its weights times the positions of its output grid.
+# or calls a ledger function; only the tests read the ledger, to compare. The conventions,
+# read off the lectures and matched by the ledger: "weights" count conv and dense weights
+# only; "parameters" add one bias per output channel (the zoo's GoogLeNet has no batch
+# norm); "ops", "FLOPS" and "multiplications" are multiply-adds of the weights (biases and
+# pooling cost nothing), so a convolution costs its weights times the positions of its
+# output grid.
 
 def side_out(size, kernel, stride=1, pad=0, ceil=False):
     """The conv/pool output formula O = (I - K + 2P) / S + 1, floored or (ceil_mode) raised."""
