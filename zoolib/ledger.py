@@ -14,15 +14,18 @@ Claims that cite results rather than state arithmetic (top-5 errors, dataset siz
 training-step ratios) are not in the ledger: the code can't recompute them. Chapter 5
 measures its own version of BN's "14x fewer steps".
 
-Every erratum is explained once in :data:`ERRATA`, however many lectures repeat it: its
-category (:data:`CATEGORIES`: a slip on the slide, the paper's own number, d2l's variant
-of AlexNet, or the Inception-v3 paper against Google's released code), a paragraph on what
-happened, what to tell students, and the chapter section that recomputes it.
+Every erratum is explained once in :data:`ERRATA` (read from ``errata.json`` beside this
+file), however many lectures repeat it: its category (:data:`CATEGORIES`: a slip on the
+slide, the paper's own number, d2l's variant of AlexNet, or the Inception-v3 paper against
+Google's released code), a paragraph on what happened, what to tell students, and the
+chapter section that recomputes it.
 """
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass, asdict
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -580,14 +583,15 @@ CLAIMS: list[Claim] = _all_claims()
 
 
 def evaluate(c: Claim) -> Record:
-    """One claim, recomputed and judged; an erratum carries its category and ERRATA key."""
+    """One claim, recomputed and judged; an erratum carries its category and ERRATA key.
+
+    The explanation is the claim's own, never a default: an erratum without one shows up
+    empty, and the tests fail on it."""
     value, formula = c.compute()
     verdict = judge(c.claimed, value, c.unit)
     number = not isinstance(value, tuple)
     explanation = c.explanation.format(computed=value, k=value / 1024 if number else 0,
                                        m=value / 1e6 if number else 0)
-    if verdict == "erratum" and not explanation:
-        explanation = f"stated {c.claimed}, computed {value}"
     entry = erratum_of(c.claim) if verdict == "erratum" else None
     return Record(c.source, c.claim, c.quantity, c.claimed, value, formula, verdict, explanation,
                   entry.category if entry else "", entry.key if entry else "")
@@ -685,128 +689,17 @@ def separable_conv1() -> tuple[int, int, str]:
     return _weights(layer), p.total_macs, "Conv2d(3, 24, 7, stride 2, groups=3) + Conv2d(24, 64, 1) at 224x224"
 
 
-_CH1, _CH2, _CH4, _CH6 = ("notebooks/01_zoo_so_far", "notebooks/02_curse_of_the_last_layer",
-                          "notebooks/04_inception_googlenet", "notebooks/06_inception_v3")
-_TABLE1 = (_CH4, "table-1-regenerated", "Chapter 4, Table 1, regenerated")
+# One entry per slip. The entries are prose (a title, a paragraph on what happened, what to tell
+# students, the section that recomputes it), so they live as data in errata.json beside this file.
+ERRATA_FILE = Path(__file__).with_name("errata.json")
 
-ERRATA: tuple[Erratum, ...] = (
-    # -- slips on the slides
-    Erratum("vgg16-memory", "slide slip", "VGG16's total memory: 24M values, 96 MB",
-            ("VGG16 TOTAL memory: 24M (values per image, forward)", "VGG16 TOTAL memory: 24M x 4 bytes = 96MB / image"),
-            "The slide (taken from CS231n's VGG16 table) lists the activations of every layer, and each row is "
-            "right to within the slide's rounding. Their sum is not: the 22 rows, input included, add up to "
-            "15.2M values, which is 61 MB in 32-bit floats, not 24M and 96 MB. The 96 MB follows from the 24M, "
-            "so it is one slip, not two.",
-            "The rows are right and the total is a mis-addition: about 15M values, 61 MB per image for the "
-            "forward pass, and roughly twice that to train. The point of the slide stands: most of the memory "
-            "is in the first layers, most of the parameters in the dense ones.",
-            (_CH1, "vgg16-where-the-memory-and-the-parameters-are", "Chapter 1, VGG16: where the memory and the parameters are")),
-    Erratum("bottleneck-sum", "slide slip", "The bottlenecked Inception module: 358M operations",
-            ("with 1x1 bottlenecks: 28*28*(64*256 + 64*256 + 128*256 + 192*9*64 + 96*25*64 + 64*256) = 358M ops",),
-            "The slide (from CS231n) lists the six convolutions of the module with their multiply-add terms, "
-            "and every term is right. Added up they give 271M, not 358M. The comparison it makes still holds, "
-            "and more strongly: 271M against the naive module's 854M is a factor 3.1, not 2.4.",
-            "Add the six terms on the board: 271M. The bottlenecks cut the cost to a third.",
-            (_CH4, "with-11-bottlenecks", "Chapter 4, With 1x1 bottlenecks")),
-    Erratum("bottleneck-20m", "slide slip", "12.4M << 20M",
-            ("12.4M << 20M (the cost without the bottleneck)",),
-            "The slide before computes the same 5x5 convolution without the bottleneck at 120M "
-            "multiplications (28x28x32 outputs, 5x5x192 each); the summary then compares 12.4M with 20M. "
-            "The 20M appears nowhere in the arithmetic: it is a typo for 120M.",
-            "Compare with 120M, the cost computed on the previous slide: the bottleneck saves a factor of "
-            "about 10, not 1.6.",
-            (_CH4, "the-55-example", "Chapter 4, The 5x5 example")),
-    Erratum("table1-total", "slide slip", "GoogLeNet: 6,797,700 parameters",
-            ("GoogLeNet: 6,797,700 parameters (total of Table 1)",),
-            "The slide adds up Table 1's params column and writes the sum as 6,797,700: that is the column "
-            "read with K = 1000 (2.7K + 112K + ... + 1000K = 6,797.7K). The paper's K is 1024 (its rows match "
-            "the channel columns only that way), and the column keeps conv1's 2.7K and the four rows the paper "
-            "itself gets wrong. Read with K = 1024 the column adds up to 6.96M; counted from the channel "
-            "columns, the network has 6,990,272 weights.",
-            "About 7.0 million weights. Whenever you read the table, say that its K is 1024.",
-            _TABLE1),
-    # -- the paper's own numbers
-    Erratum("table1-conv1", "paper's own number", "GoogLeNet Table 1, conv1: 2.7K params, 34M ops",
-            ("GoogLeNet Table 1, convolution 7x7/2: params 2.7K", "GoogLeNet Table 1, convolution 7x7/2: ops 34M"),
-            "A 7x7 convolution from 3 to 64 channels has 7*7*3*64 = 9,408 weights and, at 112x112 outputs, "
-            "118M multiply-adds, which is what the paper's text, Caffe's and torchvision's GoogLeNet have. "
-            "The table's numbers are not a typo, though: they fit a depthwise-separable 7x7 with depth "
-            "multiplier 8, a 7x7 depthwise convolution making 24 maps from the 3 colours and a 1x1 convolution "
-            "mixing them into 64: 7*7*3*8 + 24*64 = 2,712 weights (2.65K with K = 1024) and "
-            "112*112*2,712 = 34.0M multiply-adds. Google's own Inception code (TF-slim's BN-Inception) starts "
-            "with exactly that layer, so the table most likely describes the network as Google trained it.",
-            "The paper's conv1 is a full 7x7 convolution (9.2K weights, 118M multiply-adds); the table's "
-            "2.7K / 34M describe a depthwise-separable 7x7 with depth multiplier 8. Both are consistent "
-            "arithmetic for two different layers.",
-            _TABLE1),
-    Erratum("table1-rows", "paper's own number", "GoogLeNet Table 1: inception (4c), (4d), (5a), (5b)",
-            ("GoogLeNet Table 1, inception4c: params 463K", "GoogLeNet Table 1, inception4d: params 580K",
-             "GoogLeNet Table 1, inception5a: params 1072K", "GoogLeNet Table 1, inception5a: ops 54M",
-             "GoogLeNet Table 1, inception5b: params 1388K"),
-            "Every other Inception row of the paper's Table 1 matches the weights its own channel columns give "
-            "(with K = 1024). Four do not, and the slide copies them as printed: 4c states 463K for 497.5K, "
-            "4d 580K for 590.5K, 5a 1072K for 1018K and 5b 1388K for 1409K. 5a's 54M operations are its "
-            "stated 1072K weights times its 7x7 positions, so that row was computed from other channel numbers "
-            "than the ones printed next to it. The channel columns are the ones every implementation uses.",
-            "Trust the channel columns; the params and ops of these four rows are the paper's slips, not the "
-            "network's.",
-            _TABLE1),
-    Erratum("googlenet-5m", "paper's own number", "GoogLeNet: 5 million parameters",
-            ("GoogLeNet: only 5 million parameters", "Inception-v1: ~5 million parameters"),
-            "The Inception-v3 paper writes that GoogLeNet employed only 5 million parameters, a 12x reduction "
-            "from AlexNet's 60 million, and two lectures repeat it. The network in the GoogLeNet paper has "
-            "7.0M weights without its auxiliary classifiers (6.8M by Table 1's own column with K = 1024). "
-            "The 5M is the round number 60M / 12.",
-            "About 7 million weights (without the auxiliary heads), still about 9x fewer than AlexNet.",
-            (_CH4, "googlenet", "Chapter 4, GoogLeNet")),
-    Erratum("googlenet-12x", "paper's own number", "GoogLeNet: 12x fewer parameters than AlexNet",
-            ("GoogLeNet has 12x fewer parameters than AlexNet",),
-            "The GoogLeNet paper's introduction says it uses 12 times fewer parameters than the winning "
-            "AlexNet of 2012. AlexNet as published (two GPUs) has 61.0M parameters, GoogLeNet 7.0M weights: "
-            "a factor 8.7, not 12.",
-            "Between 8 and 9 times fewer, which is the point either way.",
-            (_CH4, "googlenet", "Chapter 4, GoogLeNet")),
-    # -- d2l's AlexNet
-    Erratum("alexnet-head", "d2l variant", "AlexNet's first dense layer: 256 x 5 x 5 x 4096 = 26M",
-            ("AlexNet last layer(s): 256 x 5 x 5 x 4096 = 26M",),
-            "d2l's AlexNet takes 224x224 images and pads its first convolution by 1, so its last feature map "
-            "is 5x5 and the first dense layer has 256*5*5*4096 = 26.2M weights: the lecture computes it right "
-            "for that network. The paper's AlexNet (227x227 input, as in torchvision) ends with 6x6 maps, so "
-            "256*6*6*4096 = 37.7M.",
-            "Say which AlexNet: 26M for d2l's 224-pixel version, 37.7M for the paper's. The curse of the last "
-            "layer is the same in both.",
-            (_CH2, "what-the-dense-head-costs", "Chapter 2, What the dense head costs")),
-    Erratum("alexnet-last-map", "d2l variant", "AlexNet ends with a 12x12 map",
-            ("AlexNet ends with a 12x12 map; GoogLeNet after stage 2 with 28x28",),
-            "The lecture compares GoogLeNet's 28x28 after its second stage with AlexNet's last convolutional "
-            "map. In d2l's 224-pixel AlexNet that map is 12x12 (54, 26, 12 after the first two pools); in the "
-            "paper's 227-pixel network it is 13x13 (55, 27, 13).",
-            "12x12 in d2l's AlexNet, 13x13 in the paper's: either way far coarser than GoogLeNet's 28x28.",
-            (_CH1, "or-227", "Chapter 1, 224 or 227?")),
-    # -- the Inception-v3 paper against the released code
-    Erratum("v3-35x35-input", "paper against released code", "Inception-v3's table: 35x35x288 into the first modules",
-            ("v3 table: 3 x Inception (figure 5) takes 35x35x288",),
-            "Table 1 of the Inception-v3 paper gives 35x35x288 as the input of the three 35x35 modules. In the "
-            "released network (and torchvision's port) the stem ends with 192 channels, so the first module "
-            "receives 35x35x192; 288 is what the three modules put out.",
-            "The stem ends with 192 channels; 288 is the output of the 35x35 modules.",
-            (_CH6, "the-299299-network-against-the-paper-s-table", "Chapter 6, The 299x299 network against the paper's table")),
-    Erratum("v3-17x17-count", "paper against released code", "Inception-v3's table: 5 modules at 17x17",
-            ("v3 table: 5 x Inception at 17x17",),
-            "The paper's table lists 5 Inception modules at 17x17. The released network has 4 factorized "
-            "17x17 modules (Mixed_6b to 6e) after the 35-to-17 grid reduction (Mixed_6a); the table seems to "
-            "count the reduction as a module.",
-            "Four 17x17 modules plus the grid reduction; the paper's table counts five.",
-            (_CH6, "the-299299-network-against-the-paper-s-table", "Chapter 6, The 299x299 network against the paper's table")),
-    Erratum("v3-stem", "paper against released code", "Inception-v3's stem: six 3x3 convolutions",
-            ("v3 table: the stem is conv 3x3/2, 3x3/1, 3x3/1 padded, pool, then three more 3x3 convs",),
-            "The paper's table describes the stem as three 3x3 convolutions, a pool and three more 3x3 "
-            "convolutions. The released network has five convolutions (the fourth is 1x1, the fifth 3x3) and "
-            "a second max pool in place of a strided convolution. Every pretrained Inception-v3 uses the "
-            "released stem.",
-            "The table's stem is a sketch; the network everyone uses has 5 convolutions and 2 max pools.",
-            (_CH6, "the-299299-network-against-the-paper-s-table", "Chapter 6, The 299x299 network against the paper's table")),
-)
+
+def _load_errata() -> tuple[Erratum, ...]:
+    entries = json.loads(ERRATA_FILE.read_text(encoding="utf-8"))
+    return tuple(Erratum(**{**e, "claims": tuple(e["claims"]), "section": tuple(e["section"])}) for e in entries)
+
+
+ERRATA: tuple[Erratum, ...] = _load_errata()
 _ERRATUM_OF = {claim: e for e in ERRATA for claim in e.claims}
 
 
