@@ -8,7 +8,7 @@ from torch import nn
 
 from zoolib._registry import get_model, list_models, model_spec
 from zoolib.interop import transfer_state
-from zoolib.layers import BN_EPS
+from zoolib.layers import BN_EPS, Concat
 from zoolib.models import inception_v4 as iv4
 from support import n_params, randomize_batchnorm
 
@@ -253,11 +253,12 @@ def test_ir_v1_total_params():
     assert n_params(meta_model("inception_resnet_v1")) == IR_V1_PARAMS
 
 
-@pytest.mark.parametrize("name", ["inception_v4", "inception_resnet_v1", "inception_resnet_v2"])
+@pytest.mark.parametrize("name", ["inception_v3", "inception_v4", "inception_resnet_v1",
+                                  "inception_resnet_v2"])
 def test_every_fork_names_each_of_its_branches_once(name):
     # Concatenation follows branch_names, not attribute order: a submodule a block holds but
     # does not list would be silently dropped, and one listed twice would double its channels.
-    forks = [m for m in meta_model(name).modules() if isinstance(m, iv4._Concat)]
+    forks = [m for m in meta_model(name).modules() if isinstance(m, Concat)]
     assert len(forks) >= 2
     for fork in forks:
         children = [child for child, _ in fork.named_children()]

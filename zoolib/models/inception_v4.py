@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from .._registry import register_model
-from ..layers import BasicConv2d
+from ..layers import BasicConv2d, Concat
 
 __all__ = [
     "MIN_INPUT_SIZE",
@@ -74,22 +74,12 @@ def _max_pool_3x3_s2() -> nn.MaxPool2d:
     return nn.MaxPool2d(3, stride=2)  # "MaxPool 3x3 (stride 2 V)"
 
 
-class _Concat(nn.Module):
-    """Run the branches named in ``branch_names`` on the same input and stack the results along
-    the channels, in that order (the order decides which channel the next layer sees)."""
-
-    branch_names: tuple[str, ...] = ("branch0", "branch1", "branch2", "branch3")
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([getattr(self, name)(x) for name in self.branch_names], dim=1)
-
-
 def _sep(in_channels: int, out_channels: int, kernel: tuple[int, int]) -> BasicConv2d:
     """A same-padded asymmetric (1, n) or (n, 1) convolution."""
     return BasicConv2d(in_channels, out_channels, kernel, padding=(kernel[0] // 2, kernel[1] // 2))
 
 
-class _Fork(_Concat):
+class _Fork(Concat):
     """Figure 6's fan-out: a (1,3) and a (3,1) convolution side by side on one input."""
 
     branch_names = ("a", "b")
@@ -106,7 +96,7 @@ class _Fork(_Concat):
 # ---------------------------------------------------------------------------------------
 
 
-class Mixed3a(_Concat):
+class Mixed3a(Concat):
     """Figure 3, first fork: 3x3/2 max pool | 3x3/2 V conv 96. 147x147x64 -> 73x73x160."""
 
     branch_names = ("pool", "conv")
@@ -117,7 +107,7 @@ class Mixed3a(_Concat):
         self.conv = BasicConv2d(in_channels, 96, 3, stride=2)
 
 
-class Mixed4a(_Concat):
+class Mixed4a(Concat):
     """Figure 3, second fork. 73x73x160 -> 71x71x192.
 
     1x1 64 -> 3x3 V 96 | 1x1 64 -> (1,7) 64 -> (7,1) 64 -> 3x3 V 96. Figure 3 labels the
@@ -141,7 +131,7 @@ class Mixed4a(_Concat):
         )
 
 
-class Mixed5a(_Concat):
+class Mixed5a(Concat):
     """Figure 3, third fork: 3x3/2 V conv 192 | 3x3/2 max pool. 71x71x192 -> 35x35x384."""
 
     branch_names = ("conv", "pool")
@@ -166,11 +156,13 @@ class Stem(nn.Sequential):
         ))
 
 
-class InceptionA(_Concat):
+class InceptionA(Concat):
     """Figure 4 (35x35 grid, 384 -> 384 channels).
 
     1x1 96 | 1x1 64 -> 3x3 96 | 1x1 64 -> 3x3 96 -> 3x3 96 | avg pool -> 1x1 96.
     """
+
+    branch_names = ("branch0", "branch1", "branch2", "branch3")
 
     def __init__(self, in_channels: int = 384):
         super().__init__()
@@ -187,14 +179,14 @@ class InceptionA(_Concat):
         self.branch3 = nn.Sequential(_avg_pool_3x3(), BasicConv2d(in_channels, 96, 1))
 
 
-class ReductionA(_Concat):
+class ReductionA(Concat):
     """Figure 7: 35x35 -> 17x17, with the filter counts k, l, m, n of Table 1.
 
     3x3/2 V n | 1x1 k -> 3x3 l -> 3x3/2 V m | 3x3/2 max pool; output n + m + in_channels.
     Table 1: Inception-v4 (192, 224, 256, 384), Inception-ResNet-v1 (192, 192, 256, 384),
     Inception-ResNet-v2 (256, 256, 384, 384).
 
-    Inception-v3's ``ReductionA`` is this block with l = m. Both are kept, deliberately: each
+    Inception-v3's ``GridReduction35to17`` is this block with l = m. Both are kept, deliberately: each
     must carry its own library's parameter names (timm's ``branch0``, torchvision's
     ``branch3x3``) for weights to transfer.
     """
@@ -212,7 +204,7 @@ class ReductionA(_Concat):
         self.branch2 = _max_pool_3x3_s2()
 
 
-class InceptionB(_Concat):
+class InceptionB(Concat):
     """Figure 5 (17x17 grid, 1024 -> 1024 channels).
 
     1x1 384 | 1x1 192 -> (1,7) 224 -> (7,1) 256
@@ -220,6 +212,8 @@ class InceptionB(_Concat):
     Figure 5 labels both factorised branches "1x7" first; timm (after TF-slim) starts the
     second with (1,7) and the third with (7,1), so one of them differs from the figure.
     """
+
+    branch_names = ("branch0", "branch1", "branch2", "branch3")
 
     def __init__(self, in_channels: int = 1024):
         super().__init__()
@@ -239,7 +233,7 @@ class InceptionB(_Concat):
         self.branch3 = nn.Sequential(_avg_pool_3x3(), BasicConv2d(in_channels, 128, 1))
 
 
-class ReductionB(_Concat):
+class ReductionB(Concat):
     """Figure 8: 17x17x1024 -> 8x8x1536 (Inception-v4's grid reduction).
 
     1x1 192 -> 3x3/2 V 192 | 1x1 256 -> (1,7) 256 -> (7,1) 320 -> 3x3/2 V 320 | max pool.
@@ -262,7 +256,7 @@ class ReductionB(_Concat):
         self.branch2 = _max_pool_3x3_s2()
 
 
-class InceptionC(_Concat):
+class InceptionC(Concat):
     """Figure 6 (8x8 grid, 1536 -> 1536 channels).
 
     1x1 256 | 1x1 384 -> [(1,3) 256, (3,1) 256]
@@ -271,6 +265,8 @@ class InceptionC(_Concat):
     "3x1 (256)"; timm starts this branch with (3,1) but Block8's with (1,3), so one of the
     two differs from its figure.
     """
+
+    branch_names = ("branch0", "branch1", "branch2", "branch3")
 
     def __init__(self, in_channels: int = 1536):
         super().__init__()
@@ -331,15 +327,17 @@ class InceptionV4(nn.Module):
 # ---------------------------------------------------------------------------------------
 
 
-class Mixed5b(_Concat):
+class Mixed5b(Concat):
     """The tail of timm's (TF-slim's) Inception-ResNet-v2 stem: 35x35x192 -> 35x35x320.
 
     1x1 96 | 1x1 48 -> 5x5 64 | 1x1 64 -> 3x3 96 -> 3x3 96 | avg pool -> 1x1 64. It is in
     none of the paper's figures: it is Inception-v3's released 35x35 module
-    (``zoolib.models.inception_v3.InceptionA`` with ``ch1x1=96, pool_features=64``), except
+    (``zoolib.models.inception_v3.InceptionFig5`` with ``ch1x1=96, pool_proj=64``), except
     that its average pool leaves the padding out of the mean, as all pools here do, where
     torchvision's Inception-v3 counts it in.
     """
+
+    branch_names = ("branch0", "branch1", "branch2", "branch3")
 
     def __init__(self, in_channels: int = 192):
         super().__init__()
@@ -461,12 +459,14 @@ class Block8(_FactorizedResidual):
     kernel = 3
 
 
-class InceptionResNetReductionB(_Concat):
+class InceptionResNetReductionB(Concat):
     """Reduction-B of the Inception-ResNets, 17x17 -> 8x8 (Figure 12 for v1, 18 for v2).
 
     1x1 -> 3x3/2 V (``branch0``) | 1x1 -> 3x3/2 V (``branch1``)
     | 1x1 -> 3x3 -> 3x3/2 V (``branch2``) | 3x3/2 V max pool.
     """
+
+    branch_names = ("branch0", "branch1", "branch2", "branch3")
 
     def __init__(self, in_channels: int, branch0: tuple[int, int], branch1: tuple[int, int],
                  branch2: tuple[int, int, int]):
