@@ -100,6 +100,8 @@ class InceptionFig5(Concat):
     def __init__(self, in_channels: int, pool_proj: int, *, ch1x1: int = 64,
                  ch5x5red: int = 48, ch5x5: int = 64, ch3x3dblred: int = 64, ch3x3dbl: int = 96):
         super().__init__()
+        # Inception-v4's InceptionA (Figure 4) is shaped alike and kept apart on purpose: a
+        # 3x3 where this has the 5x5, padding left out of its pool, timm's parameter names.
         self.branch1x1 = BasicConv2d(in_channels, ch1x1, 1)
         self.branch5x5 = nn.Sequential(
             BasicConv2d(in_channels, ch5x5red, 1),
