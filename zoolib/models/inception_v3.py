@@ -22,13 +22,14 @@ zoolib                   paper                                    torchvision   
 
 timm's ``inception_v3`` uses torchvision's class names.
 
-Width arguments follow one scheme in all the Inception files: ``ch<k>`` is the output width
-of the branch named after its kernel ``<k>`` (``ch1x1``, ``ch5x5``, ``ch3x3dbl``, ``ch7x7x3``:
-the 1x1, 5x5, double-3x3 and 7x7-then-3x3 branches), ``ch<k>red`` the 1x1 "reduce" that
-opens that branch (GoogLeNet's Table 1 column "#3x3 reduce" is ``ch3x3red``), and
-``pool_proj`` the 1x1 projection after the pool (Table 1's "pool proj"). torchvision calls
-two of them differently: ``pool_features`` is ``pool_proj`` of Figure 5, ``channels_7x7`` is
-``ch7x7red`` of Figure 6.
+Width arguments follow one scheme in GoogLeNet's, BN-Inception's, Inception-v3's and
+Inception-v4's modules (the Inception-ResNet blocks take one tuple per branch instead; see
+``zoolib.v4``): ``ch<k>`` is the output width of the branch named after its kernel ``<k>``
+(``ch1x1``, ``ch5x5``, ``ch3x3dbl``, ``ch7x7x3``: the 1x1, 5x5, double-3x3 and
+7x7-then-3x3 branches), ``ch<k>red`` the 1x1 "reduce" that opens that branch (GoogLeNet's
+Table 1 column "#3x3 reduce" is ``ch3x3red``), and ``pool_proj`` the 1x1 projection after
+the pool (Table 1's "pool proj"). torchvision calls two of them differently:
+``pool_features`` is ``pool_proj`` of Figure 5, ``channels_7x7`` is ``ch7x7red`` of Figure 6.
 
 Where the released network departs from the paper:
 

@@ -49,7 +49,12 @@ Widths are named as in ``zoolib.v3``: ``ch<k>`` for a branch's output, ``ch<k>re
 1x1 reduce that opens it, ``ch<k>mid`` for the widths in between (a tuple where there are
 several), ``pool_proj`` for the pool's projection. In Figure 6 (``InceptionC``) ``ch3x3`` and
 ``ch3x3dbl`` are the width of *each* of the two side-by-side convolutions ending the branch.
-Each block's defaults are its figure's widths.
+Each block's defaults are its figure's widths. The Inception-ResNet blocks (``Block35``,
+``Block17``, ``Block8``, ``InceptionResNetReductionB``) take instead one tuple per branch,
+named as timm's branch and listing its widths from the 1x1 reduce to the output
+(``branch1=(32, 32)``), typed in ``Block35Widths`` and its siblings: Block17 and Block8
+share one constructor whose kernel differs (7 or 3), which kernel-named arguments would not
+fit.
 
 Kernel shapes are written ``(height, width)`` as PyTorch takes them. Branch order in
 every block is timm's, because concatenation order decides which channel the next
