@@ -260,7 +260,7 @@ def test_same_function_still_fails_a_block_that_computes_something_else():
 
 @pytest.mark.parametrize("train", [False, True])
 @pytest.mark.parametrize("make,size", [
-    (lambda: zoolib.InceptionA(192, 32), (2, 192, 35, 35)),
+    (lambda: zoolib.InceptionFig5(192, 32), (2, 192, 35, 35)),
     (lambda: zoolib.Block35(320, 32, (32, 32), (32, 48, 64), scale=0.17), (2, 320, 9, 9)),
     (lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8, momentum=0.3, eps=1e-3), nn.ReLU(),
                            nn.BatchNorm2d(8, affine=False)), (4, 3, 9, 7)),

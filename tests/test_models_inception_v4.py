@@ -8,7 +8,7 @@ from torch import nn
 
 from zoolib._registry import get_model, list_models, model_spec
 from zoolib.interop import transfer_state
-from zoolib.layers import BN_EPS
+from zoolib.layers import BN_EPS, Concat
 from zoolib.models import inception_v4 as iv4
 from support import n_params, randomize_batchnorm
 
@@ -231,6 +231,21 @@ IR_V2_BLOCKS = {  # timm's widths; branch widths from Figures 16, 17, 18, 19
 }
 
 
+# Table 1 of the paper, written out again: Reduction-A's k, l, m, n for each network.
+TABLE1 = {"inception_v4": (192, 224, 256, 384), "inception_resnet_v1": (192, 192, 256, 384),
+          "inception_resnet_v2": (256, 256, 384, 384)}
+
+
+@pytest.mark.parametrize("name", list(TABLE1))
+def test_reduction_a_widths_are_table1(name):
+    # Figure 7: n is the lone 3x3/2 branch; k -> l -> m the 1x1 -> 3x3 -> 3x3/2 branch. This
+    # pins which named width (ch3x3, ch3x3dblred, ...) plays which letter.
+    k, l, m, n = TABLE1[name]  # noqa: E741
+    convs = [c for c in meta_model(name).reduction_a.modules() if isinstance(c, nn.Conv2d)]
+    assert [(c.kernel_size, c.stride, c.out_channels) for c in convs] == [
+        ((3, 3), (2, 2), n), ((1, 1), (1, 1), k), ((3, 3), (1, 1), l), ((3, 3), (2, 2), m)]
+
+
 @pytest.mark.parametrize("name, blocks", [("inception_resnet_v1", IR_V1_BLOCKS),
                                           ("inception_resnet_v2", IR_V2_BLOCKS)])
 def test_block_params_match_figures(name, blocks):
@@ -253,11 +268,12 @@ def test_ir_v1_total_params():
     assert n_params(meta_model("inception_resnet_v1")) == IR_V1_PARAMS
 
 
-@pytest.mark.parametrize("name", ["inception_v4", "inception_resnet_v1", "inception_resnet_v2"])
+@pytest.mark.parametrize("name", ["inception_v3", "inception_v4", "inception_resnet_v1",
+                                  "inception_resnet_v2"])
 def test_every_fork_names_each_of_its_branches_once(name):
     # Concatenation follows branch_names, not attribute order: a submodule a block holds but
     # does not list would be silently dropped, and one listed twice would double its channels.
-    forks = [m for m in meta_model(name).modules() if isinstance(m, iv4._Concat)]
+    forks = [m for m in meta_model(name).modules() if isinstance(m, Concat)]
     assert len(forks) >= 2
     for fork in forks:
         children = [child for child, _ in fork.named_children()]

@@ -119,7 +119,7 @@ def test_branch_diagrams_and_feature_maps_fit_the_column():
     v3_c = [("branch1x1", ["1x1 conv 320"]), ("branch3x3", ["1x1 conv 384", "1x3 | 3x1 conv 384+384"]),
             ("branch3x3dbl", ["1x1 conv 448", "3x3 conv 384", "1x3 | 3x1 conv 384+384"]),
             ("branch_pool", ["3x3 avg pool", "1x1 conv 192"])]
-    ax = plots.draw_branches(v3_c, "input 8x8x2048", "8x8x2048", title="InceptionC")
+    ax = plots.draw_branches(v3_c, "input 8x8x2048", "8x8x2048", title="InceptionFig7")
     # a label too long for its box goes onto two lines, whole words kept
     assert "1x3 | 3x1 conv\n384+384" in [t.get_text() for t in ax.texts]
     _fits_the_column(ax.figure)

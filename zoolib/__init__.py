@@ -13,9 +13,10 @@ from .models import inception_v3 as v3, inception_v4 as v4
 from .models.classic import VGGBlock
 from .models.nin import MLPConv, NiNBlock
 from .models.googlenet import BNInception, Inception, NaiveInception, googlenet_loss
-# Inception-v3's modules are the top-level InceptionA/B/C and ReductionA/B; Inception-v4's
-# blocks of the same names live in zoolib.v4 (zoolib.v4.InceptionA, ...).
-from .models.inception_v3 import InceptionA, InceptionB, InceptionC, ReductionA, ReductionB
+# Inception-v3's modules, named after the paper's figures and grids; Inception-v4's blocks
+# keep that paper's letters and live in zoolib.v4 (zoolib.v4.InceptionA, ...).
+from .models.inception_v3 import (GridReduction17to8, GridReduction35to17, InceptionFig5,
+                                  InceptionFig6, InceptionFig7)
 from .models.inception_v4 import Block8, Block17, Block35
 from .models.resnet import ResidualBlock
 
@@ -24,5 +25,5 @@ __version__ = "0.1.0"
 __all__ = ["ModelSpec", "get_model", "list_models", "model_spec", "register_model",
            "Profile", "ProfileRow", "profile",
            "BN_EPS", "BasicConv2d", "ConvReLU", "VGGBlock", "NiNBlock", "MLPConv", "Inception",
-           "NaiveInception", "BNInception", "googlenet_loss", "InceptionA", "InceptionB", "InceptionC",
-           "ReductionA", "ReductionB", "Block35", "Block17", "Block8", "ResidualBlock", "v3", "v4"]
+           "NaiveInception", "BNInception", "googlenet_loss", "InceptionFig5", "InceptionFig6",
+           "InceptionFig7", "GridReduction35to17", "GridReduction17to8", "Block35", "Block17", "Block8", "ResidualBlock", "v3", "v4"]

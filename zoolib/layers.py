@@ -5,9 +5,10 @@ originals use 0.001, and both torchvision's and timm's ports keep it.
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
-__all__ = ["BN_EPS", "BasicConv2d", "ConvReLU"]
+__all__ = ["BN_EPS", "BasicConv2d", "Concat", "ConvReLU"]
 
 BN_EPS = 1e-3
 
@@ -38,3 +39,18 @@ class ConvReLU(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.relu(self.conv(x))
 
+
+
+class Concat(nn.Module):
+    """Run the branches named in ``branch_names`` on the same input and stack their outputs
+    along the channels, in that order.
+
+    The list is explicit, not the order of attribute creation, because concatenation order
+    decides which channel the next layer sees, and so whether a twin's weights fit. The
+    Inception-v3 and Inception-v4 blocks share this one forward.
+    """
+
+    branch_names: tuple[str, ...] = ()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([getattr(self, name)(x) for name in self.branch_names], dim=1)

@@ -468,13 +468,13 @@ def _inception_block_claims() -> list[Claim]:
 
 
 def _v3_double_7x7_taps() -> tuple[float, str]:
-    from .models.inception_v3 import InceptionB
+    from .models.inception_v3 import InceptionFig6
 
-    block = InceptionB(768, channels_7x7=128)
+    block = InceptionFig6(768, ch7x7red=128)
     taps = [c.kernel_size[0] * c.kernel_size[1] for c in _convs(block)
             if c.kernel_size in ((1, 7), (7, 1))]
-    # InceptionB has a 1x7/7x1 pair and a double pair: the double branch is the last four.
-    return sum(taps[-4:]), "kernel taps of the last four 1x7/7x1 convs in InceptionB"
+    # InceptionFig6 has a 1x7/7x1 pair and a double pair: the double branch is the last four.
+    return sum(taps[-4:]), "kernel taps of the last four 1x7/7x1 convs in InceptionFig6"
 
 
 def _same_conv_macs(kernel) -> int:
@@ -527,27 +527,27 @@ def _v3_table_claims() -> list[Claim]:
         return sum(1 for m in _model("inception_v3").modules() if type(m).__name__ == kind)
 
     def head_input():
-        return [r for r in _profile("inception_v3", 299) if r.kind == "InceptionC"][-1].out_shape[1:]
+        return [r for r in _profile("inception_v3", 299) if r.kind == "InceptionFig7"][-1].out_shape[1:]
 
     out = []
     for src in (WHITE, FRAZ):
         out += [
             Claim(src, "v3 table: 3 x Inception (figure 5) takes 35x35x288", "shape", _shape_code((288, 35, 35)), 0,
-                  lambda: (_shape_code(stage_input("InceptionA")), "input of the first InceptionA"), "erratum",
+                  lambda: (_shape_code(stage_input("InceptionFig5")), "input of the first InceptionFig5"), "erratum",
                   "the first 35x35 module receives 192 channels; 288 is what the three modules output"),
             Claim(src, "v3 table: 5 x Inception (figure 6) takes 17x17x768", "shape", _shape_code((768, 17, 17)), 0,
-                  lambda: (_shape_code(stage_input("InceptionB")), "input of the first InceptionB"), "exact"),
+                  lambda: (_shape_code(stage_input("InceptionFig6")), "input of the first InceptionFig6"), "exact"),
             Claim(src, "v3 table: 2 x Inception (figure 7) takes 8x8x1280", "shape", _shape_code((1280, 8, 8)), 0,
-                  lambda: (_shape_code(stage_input("InceptionC")), "input of the first InceptionC"), "exact"),
+                  lambda: (_shape_code(stage_input("InceptionFig7")), "input of the first InceptionFig7"), "exact"),
             Claim(src, "v3 table: pool 8x8 takes 8x8x2048", "shape", _shape_code((2048, 8, 8)), 0,
-                  lambda: (_shape_code(head_input()), "output of the last InceptionC"), "exact"),
+                  lambda: (_shape_code(head_input()), "output of the last InceptionFig7"), "exact"),
             Claim(src, "v3 table: 3 x Inception at 35x35", "modules", 3, 1,
-                  lambda: (count("InceptionA"), "InceptionA modules in inception_v3"), "exact"),
+                  lambda: (count("InceptionFig5"), "InceptionFig5 modules in inception_v3"), "exact"),
             Claim(src, "v3 table: 5 x Inception at 17x17", "modules", 5, 1,
-                  lambda: (count("InceptionB"), "InceptionB modules in inception_v3"), "erratum",
+                  lambda: (count("InceptionFig6"), "InceptionFig6 modules in inception_v3"), "erratum",
                   "the released network has 4 factorized 17x17 modules (plus the 35->17 reduction)"),
             Claim(src, "v3 table: 2 x Inception at 8x8", "modules", 2, 1,
-                  lambda: (count("InceptionC"), "InceptionC modules in inception_v3"), "exact"),
+                  lambda: (count("InceptionFig7"), "InceptionFig7 modules in inception_v3"), "exact"),
             Claim(src, "v3 table: the stem is conv 3x3/2, 3x3/1, 3x3/1 padded, pool, then three more 3x3 convs",
                   "convolutions in the stem", 6, 1, _v3_stem_convs, "erratum",
                   "the released stem has 5 convs (the 4th is 1x1) and a second max pool instead of a strided conv"),

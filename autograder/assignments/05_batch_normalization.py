@@ -249,7 +249,7 @@ checks.gradients_flow(BatchNorm(7, num_dims=2), torch.randn(6, 7), what="your Ba
 # | --- | --- |
 # | `branch1` | 1×1 conv to `ch1x1` |
 # | `branch2` | 1×1 conv to `ch3x3red`, 3×3 conv to `ch3x3` (padding 1) |
-# | `branch3` | 1×1 conv to `dbl3x3red`, 3×3 conv to `dbl3x3` (padding 1), 3×3 conv `dbl3x3` → `dbl3x3` (padding 1) |
+# | `branch3` | 1×1 conv to `ch3x3dblred`, 3×3 conv to `ch3x3dbl` (padding 1), 3×3 conv `ch3x3dbl` → `ch3x3dbl` (padding 1) |
 # | `branch4` | 3×3 pool (stride 1, padding 1), 1×1 conv to `pool_proj` |
 #
 # Every "conv" in the table is three layers, one after the other: an `nn.Conv2d` **without
@@ -272,12 +272,12 @@ checks.gradients_flow(BatchNorm(7, num_dims=2), torch.randn(6, 7), what="your Ba
 # | inception (5b) | 7×7×1024 | 352 | 192 | 320 | 192 | 224 | max + 128 |
 #
 # (4b–4d are like 4a with other widths.) The constructor takes the input channels and the
-# columns in the table's order: `BNInception(in_channels, ch1x1, ch3x3red, ch3x3, dbl3x3red,
-# dbl3x3, pool, pool_proj)`.
+# columns in the table's order: `BNInception(in_channels, ch1x1, ch3x3red, ch3x3,
+# ch3x3dblred, ch3x3dbl, pool, pool_proj)`.
 
 # %% [solution id=bn_inception]
 class BNInception(nn.Module):
-    def __init__(self, in_channels, ch1x1, ch3x3red, ch3x3, dbl3x3red, dbl3x3, pool, pool_proj):
+    def __init__(self, in_channels, ch1x1, ch3x3red, ch3x3, ch3x3dblred, ch3x3dbl, pool, pool_proj):
         super().__init__()
         ### BEGIN SOLUTION
         def conv_bn_relu(c_in, c_out, kernel_size, padding=0):
@@ -288,9 +288,9 @@ class BNInception(nn.Module):
         self.branch1 = conv_bn_relu(in_channels, ch1x1, 1)
         self.branch2 = nn.Sequential(conv_bn_relu(in_channels, ch3x3red, 1),
                                      conv_bn_relu(ch3x3red, ch3x3, 3, padding=1))
-        self.branch3 = nn.Sequential(conv_bn_relu(in_channels, dbl3x3red, 1),
-                                     conv_bn_relu(dbl3x3red, dbl3x3, 3, padding=1),
-                                     conv_bn_relu(dbl3x3, dbl3x3, 3, padding=1))
+        self.branch3 = nn.Sequential(conv_bn_relu(in_channels, ch3x3dblred, 1),
+                                     conv_bn_relu(ch3x3dblred, ch3x3dbl, 3, padding=1),
+                                     conv_bn_relu(ch3x3dbl, ch3x3dbl, 3, padding=1))
         self.branch4 = nn.Sequential(pooling(3, stride=1, padding=1), conv_bn_relu(in_channels, pool_proj, 1))
         ### END SOLUTION
 

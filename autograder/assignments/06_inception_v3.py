@@ -5,14 +5,17 @@
 # 2016, "Rethinking the Inception Architecture for Computer Vision") stacks between its stem
 # and its classifier, and the loss it trains with:
 #
-# 1. module A, the 35×35 module of Figure 5 (3 points);
-# 2. module B, the 17×17 module of Figure 6 with $n = 7$ (3 points);
-# 3. module C, the 8×8 module of Figure 7 with the expanded filter bank (3 points);
-# 4. the grid reduction from 35×35 to 17×17, in the style of Figure 10 (3 points);
+# 1. `InceptionFig5`, the 35×35 module of Figure 5 (3 points);
+# 2. `InceptionFig6`, the 17×17 module of Figure 6 with $n = 7$ (3 points);
+# 3. `InceptionFig7`, the 8×8 module of Figure 7 with the expanded filter bank (3 points);
+# 4. `GridReduction35to17`, the grid reduction from 35×35 to 17×17, in the style of Figure 10
+#    (3 points);
 # 5. the label-smoothing loss of Section 7 (2 points).
 #
 # The widths are those of the network Google released (and torchvision ports), which differs
-# from the paper's figures in a few places; the tables below are the ones to follow. Each
+# from the paper's figures in a few places; the tables below are the ones to follow. The class
+# names are those of the course's `zoolib` (torchvision calls the four `InceptionA`,
+# `InceptionC`, `InceptionE` and `InceptionB`); the tests look for exactly these names. Each
 # answer cell is followed by a test cell. The visible test checks one shape on one input;
 # when you submit, more tests run (other grids and widths, batch size 1, parameter counts,
 # outputs with the reference's weights loaded, gradients). Their messages tell you which
@@ -51,12 +54,12 @@ warnings.filterwarnings("ignore")
 torch.manual_seed(0)
 
 # %% [markdown]
-# ## 1. Module A (Figure 5, 35×35)
+# ## 1. `InceptionFig5` (Figure 5, 35×35)
 #
 # Figure 5 replaces GoogLeNet's 5×5 convolution by two stacked 3×3 convolutions, which see
 # the same 5×5 window for 18/25 of the cost. The released network keeps a 1×1 → 5×5 branch
-# as well, so module A has four branches. Its constructor is `InceptionA(in_channels,
-# pool_features)`; only the pooling branch's width varies between the three copies of the
+# as well, so the module has four branches. Its constructor is `InceptionFig5(in_channels,
+# pool_proj)`; only the pooling branch's width varies between the three copies of the
 # network (32, 64, 64 at inputs of 192, 256, 288 channels).
 #
 # | attribute | layers, in order |
@@ -64,15 +67,15 @@ torch.manual_seed(0)
 # | `branch1x1` | 1×1 conv to 64 |
 # | `branch5x5` | 1×1 conv to 48; 5×5 conv to 64 (padding 2) |
 # | `branch3x3dbl` | 1×1 conv to 64; 3×3 conv to 96 (padding 1); 3×3 conv to 96 (padding 1) |
-# | `branch_pool` | 3×3 average pool (stride 1, padding 1, PyTorch's default `count_include_pad`); 1×1 conv to `pool_features` |
+# | `branch_pool` | 3×3 average pool (stride 1, padding 1, PyTorch's default `count_include_pad`); 1×1 conv to `pool_proj` |
 #
 # Use `nn.Sequential` for a branch of several layers. `forward` concatenates the four results
-# along the channels, in the table's order: $64 + 64 + 96 + \text{pool\_features}$ channels
+# along the channels, in the table's order: $64 + 64 + 96 + \text{pool\_proj}$ channels
 # on the input's grid.
 
 # %% [solution id=inception_a]
-class InceptionA(nn.Module):
-    def __init__(self, in_channels, pool_features):
+class InceptionFig5(nn.Module):
+    def __init__(self, in_channels, pool_proj):
         super().__init__()
         ### BEGIN SOLUTION
         self.branch1x1 = BasicConv2d(in_channels, 64, 1)
@@ -82,7 +85,7 @@ class InceptionA(nn.Module):
                                           BasicConv2d(64, 96, 3, padding=1),
                                           BasicConv2d(96, 96, 3, padding=1))
         self.branch_pool = nn.Sequential(nn.AvgPool2d(3, stride=1, padding=1),
-                                         BasicConv2d(in_channels, pool_features, 1))
+                                         BasicConv2d(in_channels, pool_proj, 1))
         ### END SOLUTION
 
     def forward(self, x):
@@ -94,36 +97,39 @@ class InceptionA(nn.Module):
 # %% [tests id=test_inception_a points=3]
 import zoolib
 
-block_a = InceptionA(192, 32)
-checks.expect_shape(block_a, (2, 192, 35, 35), (2, 256, 35, 35), what="InceptionA(192, 32)",
-                    reference=zoolib.InceptionA(192, 32))
+block_a = InceptionFig5(192, 32)
+checks.expect_shape(block_a, (2, 192, 35, 35), (2, 256, 35, 35), what="InceptionFig5(192, 32)",
+                    reference=zoolib.InceptionFig5(192, 32))
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-checks.not_reference(InceptionA, allowed=(zoolib.BasicConv2d,), what="your InceptionA class")
-checks.not_reference(block_a, allowed=(zoolib.BasicConv2d,), what="your InceptionA block")
+# The same run of checks as the other blocks' hidden tests, written out on purpose: a test
+# cell is graded on its own and may use nothing another cell defines.
+checks.not_reference(InceptionFig5, allowed=(zoolib.BasicConv2d,), what="your InceptionFig5 class")
+checks.not_reference(block_a, allowed=(zoolib.BasicConv2d,), what="your InceptionFig5 block")
 for _c_in, _pool in ((192, 32), (256, 64), (288, 64)):
-    checks.same_structure(InceptionA(_c_in, _pool), zoolib.InceptionA(_c_in, _pool), (1, _c_in, 35, 35),
-                          what=f"your InceptionA({_c_in}, {_pool}) at 35x35")
-checks.same_structure(InceptionA(24, 8), zoolib.InceptionA(24, 8), (1, 24, 13, 11),
-                      what="your InceptionA(24, 8) on a 13x11 input")
+    checks.same_structure(InceptionFig5(_c_in, _pool), zoolib.InceptionFig5(_c_in, _pool),
+                          (1, _c_in, 35, 35), what=f"your InceptionFig5({_c_in}, {_pool}) at 35x35")
+checks.same_structure(InceptionFig5(24, 8), zoolib.InceptionFig5(24, 8), (1, 24, 13, 11),
+                      what="your InceptionFig5(24, 8) on a 13x11 input")
 torch.manual_seed(1)
-checks.same_function(InceptionA(24, 8), zoolib.InceptionA(24, 8), torch.randn(1, 24, 9, 9),
-                     what="your InceptionA(24, 8) (eval mode, batch 1, 9x9)")
-checks.same_function(InceptionA(16, 4), zoolib.InceptionA(16, 4), torch.randn(3, 16, 5, 7),
-                     what="your InceptionA(16, 4) (eval mode, batch 3, 5x7)")
-checks.same_function(InceptionA(16, 4), zoolib.InceptionA(16, 4), torch.randn(4, 16, 5, 5), train=True,
-                     what="your InceptionA(16, 4) (training mode, batch 4, 5x5)")
-checks.gradients_flow(InceptionA(16, 4), torch.randn(2, 16, 6, 6), what="your InceptionA")
+checks.same_function(InceptionFig5(24, 8), zoolib.InceptionFig5(24, 8), torch.randn(1, 24, 9, 9),
+                     what="your InceptionFig5(24, 8) (eval mode, batch 1, 9x9)")
+checks.same_function(InceptionFig5(16, 4), zoolib.InceptionFig5(16, 4), torch.randn(3, 16, 5, 7),
+                     what="your InceptionFig5(16, 4) (eval mode, batch 3, 5x7)")
+checks.same_function(InceptionFig5(16, 4), zoolib.InceptionFig5(16, 4), torch.randn(4, 16, 5, 5),
+                     train=True, what="your InceptionFig5(16, 4) (training mode, batch 4, 5x5)")
+checks.gradients_flow(InceptionFig5(16, 4), torch.randn(2, 16, 6, 6), what="your InceptionFig5")
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ## 2. Module B (Figure 6 with n = 7, 17×17)
+# ## 2. `InceptionFig6` (Figure 6 with n = 7, 17×17)
 #
 # On the 17×17 grid the network factorises 7×7 convolutions into a 1×7 and a 7×1
-# convolution: the same 7×7 window for 14/49 of the weights. Write `InceptionB(in_channels,
-# channels_7x7)`, where `channels_7x7` ($c_7$ below: 128, 160, 160, 192 in the four copies of
-# the network) is the width inside the two factorised branches. Each branch ends at 192
+# convolution: the same 7×7 window for 14/49 of the weights. Write `InceptionFig6(in_channels,
+# ch7x7red)`, where `ch7x7red` ($c_7$ below: 128, 160, 160, 192 in the four copies of
+# the network) is the width of the 1×1 reduction that opens the two factorised branches
+# and of every layer inside them but the last. Each branch ends at 192
 # channels, so the module gives $4 \times 192 = 768$.
 #
 # | attribute | layers, in order |
@@ -138,11 +144,11 @@ checks.gradients_flow(InceptionA(16, 4), torch.randn(2, 16, 6, 6), what="your In
 # grid: padding `(0, 3)` for a 1×7, `(3, 0)` for a 7×1.
 
 # %% [solution id=inception_b]
-class InceptionB(nn.Module):
-    def __init__(self, in_channels, channels_7x7):
+class InceptionFig6(nn.Module):
+    def __init__(self, in_channels, ch7x7red):
         super().__init__()
         ### BEGIN SOLUTION
-        c7 = channels_7x7
+        c7 = ch7x7red
 
         def row(cin, cout):     # 1x7
             return BasicConv2d(cin, cout, (1, 7), padding=(0, 3))
@@ -167,36 +173,38 @@ class InceptionB(nn.Module):
 # %% [tests id=test_inception_b points=3]
 import zoolib
 
-block_b = InceptionB(768, 128)
-checks.expect_shape(block_b, (2, 768, 17, 17), (2, 768, 17, 17), what="InceptionB(768, 128)",
-                    reference=zoolib.InceptionB(768, 128))
+block_b = InceptionFig6(768, 128)
+checks.expect_shape(block_b, (2, 768, 17, 17), (2, 768, 17, 17), what="InceptionFig6(768, 128)",
+                    reference=zoolib.InceptionFig6(768, 128))
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-checks.not_reference(InceptionB, allowed=(zoolib.BasicConv2d,), what="your InceptionB class")
-checks.not_reference(block_b, allowed=(zoolib.BasicConv2d,), what="your InceptionB block")
+# The same run of checks as the other blocks' hidden tests, written out on purpose: a test
+# cell is graded on its own and may use nothing another cell defines.
+checks.not_reference(InceptionFig6, allowed=(zoolib.BasicConv2d,), what="your InceptionFig6 class")
+checks.not_reference(block_b, allowed=(zoolib.BasicConv2d,), what="your InceptionFig6 block")
 for _c7 in (128, 160, 192):
-    checks.same_structure(InceptionB(768, _c7), zoolib.InceptionB(768, _c7), (1, 768, 17, 17),
-                          what=f"your InceptionB(768, {_c7}) at 17x17")
-checks.same_structure(InceptionB(20, 6), zoolib.InceptionB(20, 6), (1, 20, 11, 9),
-                      what="your InceptionB(20, 6) on an 11x9 input")
+    checks.same_structure(InceptionFig6(768, _c7), zoolib.InceptionFig6(768, _c7), (1, 768, 17, 17),
+                          what=f"your InceptionFig6(768, {_c7}) at 17x17")
+checks.same_structure(InceptionFig6(20, 6), zoolib.InceptionFig6(20, 6), (1, 20, 11, 9),
+                      what="your InceptionFig6(20, 6) on an 11x9 input")
 torch.manual_seed(2)
-checks.same_function(InceptionB(20, 6), zoolib.InceptionB(20, 6), torch.randn(1, 20, 9, 9),
-                     what="your InceptionB(20, 6) (eval mode, batch 1, 9x9)")
-checks.same_function(InceptionB(12, 8), zoolib.InceptionB(12, 8), torch.randn(2, 12, 7, 10),
-                     what="your InceptionB(12, 8) (eval mode, batch 2, 7x10)")
-checks.same_function(InceptionB(12, 4), zoolib.InceptionB(12, 4), torch.randn(4, 12, 7, 7), train=True,
-                     what="your InceptionB(12, 4) (training mode, batch 4, 7x7)")
-checks.gradients_flow(InceptionB(12, 4), torch.randn(2, 12, 7, 7), what="your InceptionB")
+checks.same_function(InceptionFig6(20, 6), zoolib.InceptionFig6(20, 6), torch.randn(1, 20, 9, 9),
+                     what="your InceptionFig6(20, 6) (eval mode, batch 1, 9x9)")
+checks.same_function(InceptionFig6(12, 8), zoolib.InceptionFig6(12, 8), torch.randn(2, 12, 7, 10),
+                     what="your InceptionFig6(12, 8) (eval mode, batch 2, 7x10)")
+checks.same_function(InceptionFig6(12, 4), zoolib.InceptionFig6(12, 4), torch.randn(4, 12, 7, 7),
+                     train=True, what="your InceptionFig6(12, 4) (training mode, batch 4, 7x7)")
+checks.gradients_flow(InceptionFig6(12, 4), torch.randn(2, 12, 7, 7), what="your InceptionFig6")
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ## 3. Module C (Figure 7, 8×8)
+# ## 3. `InceptionFig7` (Figure 7, 8×8)
 #
 # On the coarsest grid the paper widens the module instead of deepening it: the 3×3 of two
 # branches is followed by a 1×3 and a 3×1 convolution *side by side*, both reading the same
 # input, and both results go into the concatenation (the "expanded filter bank"). Write
-# `InceptionC(in_channels)` (1280 channels for the first copy, 2048 for the second):
+# `InceptionFig7(in_channels)` (1280 channels for the first copy, 2048 for the second):
 #
 # | attribute | layer, in order | reads |
 # | --- | --- | --- |
@@ -216,7 +224,7 @@ checks.gradients_flow(InceptionB(12, 4), torch.randn(2, 12, 7, 7), what="your In
 # $320 + 2\cdot384 + 2\cdot384 + 192 = 2048$ channels.
 
 # %% [solution id=inception_c]
-class InceptionC(nn.Module):
+class InceptionFig7(nn.Module):
     def __init__(self, in_channels):
         super().__init__()
         ### BEGIN SOLUTION
@@ -245,26 +253,30 @@ class InceptionC(nn.Module):
 # %% [tests id=test_inception_c points=3]
 import zoolib
 
-block_c = InceptionC(1280)
-checks.expect_shape(block_c, (2, 1280, 8, 8), (2, 2048, 8, 8), what="InceptionC(1280)",
-                    reference=zoolib.InceptionC(1280))
+block_c = InceptionFig7(1280)
+checks.expect_shape(block_c, (2, 1280, 8, 8), (2, 2048, 8, 8), what="InceptionFig7(1280)",
+                    reference=zoolib.InceptionFig7(1280))
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-checks.not_reference(InceptionC, allowed=(zoolib.BasicConv2d,), what="your InceptionC class")
-checks.not_reference(block_c, allowed=(zoolib.BasicConv2d,), what="your InceptionC block")
-checks.same_structure(block_c, zoolib.InceptionC(1280), (1, 1280, 8, 8), what="your InceptionC(1280) at 8x8")
-checks.same_structure(InceptionC(2048), zoolib.InceptionC(2048), (1, 2048, 8, 8),
-                      what="your InceptionC(2048) at 8x8")
-checks.same_structure(InceptionC(24), zoolib.InceptionC(24), (1, 24, 5, 3), what="your InceptionC(24) on a 5x3 input")
+# The same run of checks as the other blocks' hidden tests, written out on purpose: a test
+# cell is graded on its own and may use nothing another cell defines.
+checks.not_reference(InceptionFig7, allowed=(zoolib.BasicConv2d,), what="your InceptionFig7 class")
+checks.not_reference(block_c, allowed=(zoolib.BasicConv2d,), what="your InceptionFig7 block")
+checks.same_structure(block_c, zoolib.InceptionFig7(1280), (1, 1280, 8, 8),
+                      what="your InceptionFig7(1280) at 8x8")
+checks.same_structure(InceptionFig7(2048), zoolib.InceptionFig7(2048), (1, 2048, 8, 8),
+                      what="your InceptionFig7(2048) at 8x8")
+checks.same_structure(InceptionFig7(24), zoolib.InceptionFig7(24), (1, 24, 5, 3),
+                      what="your InceptionFig7(24) on a 5x3 input")
 torch.manual_seed(3)
-checks.same_function(InceptionC(24), zoolib.InceptionC(24), torch.randn(1, 24, 5, 5),
-                     what="your InceptionC(24) (eval mode, batch 1, 5x5)")
-checks.same_function(InceptionC(16), zoolib.InceptionC(16), torch.randn(2, 16, 3, 4),
-                     what="your InceptionC(16) (eval mode, batch 2, 3x4)")
-checks.same_function(InceptionC(8), zoolib.InceptionC(8), torch.randn(4, 8, 3, 3), train=True,
-                     what="your InceptionC(8) (training mode, batch 4, 3x3)")
-checks.gradients_flow(InceptionC(8), torch.randn(2, 8, 3, 3), what="your InceptionC")
+checks.same_function(InceptionFig7(24), zoolib.InceptionFig7(24), torch.randn(1, 24, 5, 5),
+                     what="your InceptionFig7(24) (eval mode, batch 1, 5x5)")
+checks.same_function(InceptionFig7(16), zoolib.InceptionFig7(16), torch.randn(2, 16, 3, 4),
+                     what="your InceptionFig7(16) (eval mode, batch 2, 3x4)")
+checks.same_function(InceptionFig7(8), zoolib.InceptionFig7(8), torch.randn(4, 8, 3, 3), train=True,
+                     what="your InceptionFig7(8) (training mode, batch 4, 3x3)")
+checks.gradients_flow(InceptionFig7(8), torch.randn(2, 8, 3, 3), what="your InceptionFig7")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -273,7 +285,7 @@ checks.gradients_flow(InceptionC(8), torch.randn(2, 8, 3, 3), what="your Incepti
 # Section 5 of the paper shows that pooling before a convolution loses information and
 # convolving before pooling is expensive; Figure 10 does both *in parallel*: stride-2
 # convolutions and a stride-2 pool side by side, concatenated. The released network's
-# reduction from 35×35×288 to 17×17×768 is `ReductionA(in_channels)`:
+# reduction from 35×35×288 to 17×17×768 is `GridReduction35to17(in_channels)`:
 #
 # | attribute | layers, in order |
 # | --- | --- |
@@ -287,7 +299,7 @@ checks.gradients_flow(InceptionC(8), torch.randn(2, 8, 3, 3), what="your Incepti
 # with a factorised 7×7 inside; it is not graded here.)
 
 # %% [solution id=reduction_a]
-class ReductionA(nn.Module):
+class GridReduction35to17(nn.Module):
     def __init__(self, in_channels):
         super().__init__()
         ### BEGIN SOLUTION
@@ -306,25 +318,31 @@ class ReductionA(nn.Module):
 # %% [tests id=test_reduction_a points=3]
 import zoolib
 
-reduction = ReductionA(288)
-checks.expect_shape(reduction, (2, 288, 35, 35), (2, 768, 17, 17), what="ReductionA(288)",
-                    reference=zoolib.ReductionA(288))
+reduction = GridReduction35to17(288)
+checks.expect_shape(reduction, (2, 288, 35, 35), (2, 768, 17, 17), what="GridReduction35to17(288)",
+                    reference=zoolib.GridReduction35to17(288))
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-checks.not_reference(ReductionA, allowed=(zoolib.BasicConv2d,), what="your ReductionA class")
-checks.not_reference(reduction, allowed=(zoolib.BasicConv2d,), what="your ReductionA block")
-checks.same_structure(reduction, zoolib.ReductionA(288), (1, 288, 35, 35), what="your ReductionA(288) at 35x35")
-checks.same_structure(ReductionA(32), zoolib.ReductionA(32), (1, 32, 9, 9), what="your ReductionA(32) on a 9x9 input")
-checks.same_structure(ReductionA(16), zoolib.ReductionA(16), (1, 16, 10, 7), what="your ReductionA(16) on a 10x7 input")
+# The same run of checks as the other blocks' hidden tests, written out on purpose: a test
+# cell is graded on its own and may use nothing another cell defines.
+checks.not_reference(GridReduction35to17, allowed=(zoolib.BasicConv2d,),
+                     what="your GridReduction35to17 class")
+checks.not_reference(reduction, allowed=(zoolib.BasicConv2d,), what="your GridReduction35to17 block")
+checks.same_structure(reduction, zoolib.GridReduction35to17(288), (1, 288, 35, 35),
+                      what="your GridReduction35to17(288) at 35x35")
+checks.same_structure(GridReduction35to17(32), zoolib.GridReduction35to17(32), (1, 32, 9, 9),
+                      what="your GridReduction35to17(32) on a 9x9 input")
+checks.same_structure(GridReduction35to17(16), zoolib.GridReduction35to17(16), (1, 16, 10, 7),
+                      what="your GridReduction35to17(16) on a 10x7 input")
 torch.manual_seed(4)
-checks.same_function(ReductionA(24), zoolib.ReductionA(24), torch.randn(1, 24, 9, 9),
-                     what="your ReductionA(24) (eval mode, batch 1, 9x9)")
-checks.same_function(ReductionA(16), zoolib.ReductionA(16), torch.randn(3, 16, 8, 7),
-                     what="your ReductionA(16) (eval mode, batch 3, 8x7)")
-checks.same_function(ReductionA(8), zoolib.ReductionA(8), torch.randn(4, 8, 7, 7), train=True,
-                     what="your ReductionA(8) (training mode, batch 4, 7x7)")
-checks.gradients_flow(ReductionA(8), torch.randn(2, 8, 7, 7), what="your ReductionA")
+checks.same_function(GridReduction35to17(24), zoolib.GridReduction35to17(24), torch.randn(1, 24, 9, 9),
+                     what="your GridReduction35to17(24) (eval mode, batch 1, 9x9)")
+checks.same_function(GridReduction35to17(16), zoolib.GridReduction35to17(16), torch.randn(3, 16, 8, 7),
+                     what="your GridReduction35to17(16) (eval mode, batch 3, 8x7)")
+checks.same_function(GridReduction35to17(8), zoolib.GridReduction35to17(8), torch.randn(4, 8, 7, 7),
+                     train=True, what="your GridReduction35to17(8) (training mode, batch 4, 7x7)")
+checks.gradients_flow(GridReduction35to17(8), torch.randn(2, 8, 7, 7), what="your GridReduction35to17")
 ### END HIDDEN TESTS
 
 # %% [markdown]

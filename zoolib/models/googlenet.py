@@ -41,7 +41,8 @@ GOOGLENET_PAPER = "Szegedy et al. 2014, Going Deeper with Convolutions (arXiv:14
 BN_INCEPTION_PAPER = ("Ioffe & Szegedy 2015, Batch Normalization: Accelerating Deep Network "
                       "Training by Reducing Internal Covariate Shift (arXiv:1502.03167)")
 
-# Table 1 of Szegedy et al. 2014, the Inception rows, in the paper's column order:
+# Table 1 of Szegedy et al. 2014, the Inception rows, in the paper's column order, which is
+# also the order of Inception's arguments (ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj):
 #                #1x1  #3x3 reduce  #3x3  #5x5 reduce  #5x5  pool proj
 GOOGLENET_TABLE = {
     "inception3a": (64, 96, 128, 16, 32, 32),
@@ -55,7 +56,9 @@ GOOGLENET_TABLE = {
     "inception5b": (384, 192, 384, 48, 128, 128),
 }
 
-# Figure 5 (appendix) of Ioffe & Szegedy 2015, in the paper's column order plus the stride:
+# Figure 5 (appendix) of Ioffe & Szegedy 2015, in the paper's column order plus the stride,
+# the order of BNInception's arguments (ch1x1, ch3x3red, ch3x3, ch3x3dblred, ch3x3dbl, pool,
+# pool_proj, stride):
 #                #1x1  #3x3 reduce  #3x3  double #3x3 reduce  double #3x3  pool, proj  stride
 # A proj of 0 is the table's "pass through": the pooled input is concatenated unchanged.
 #
@@ -271,17 +274,17 @@ class BNInception(nn.Module):
     last conv of each 3x3 branch and the pool are strided and the grid halves.
     """
 
-    def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, dbl3x3red: int,
-                 dbl3x3: int, pool: str, pool_proj: int, stride: int = 1):
+    def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int,
+                 ch3x3dblred: int, ch3x3dbl: int, pool: str, pool_proj: int, stride: int = 1):
         super().__init__()
         if pool not in ("avg", "max"):
             raise ValueError(f"pool must be 'avg' or 'max', not {pool!r}")
         self.branch1 = BasicConv2d(in_channels, ch1x1, 1, stride=stride) if ch1x1 else None
         self.branch2 = nn.Sequential(BasicConv2d(in_channels, ch3x3red, 1),
                                      BasicConv2d(ch3x3red, ch3x3, 3, stride=stride, padding=1))
-        self.branch3 = nn.Sequential(BasicConv2d(in_channels, dbl3x3red, 1),
-                                     BasicConv2d(dbl3x3red, dbl3x3, 3, padding=1),
-                                     BasicConv2d(dbl3x3, dbl3x3, 3, stride=stride, padding=1))
+        self.branch3 = nn.Sequential(BasicConv2d(in_channels, ch3x3dblred, 1),
+                                     BasicConv2d(ch3x3dblred, ch3x3dbl, 3, padding=1),
+                                     BasicConv2d(ch3x3dbl, ch3x3dbl, 3, stride=stride, padding=1))
         # Padding 1 makes the strided pool's output size equal the strided convs' for every
         # input size (at 28x28 it is 14x14 either way).
         pooling = nn.AvgPool2d if pool == "avg" else nn.MaxPool2d
@@ -289,7 +292,7 @@ class BNInception(nn.Module):
         if pool_proj:
             layers.append(BasicConv2d(in_channels, pool_proj, 1))
         self.branch4 = nn.Sequential(*layers)
-        self.out_channels = ch1x1 + ch3x3 + dbl3x3 + (pool_proj or in_channels)
+        self.out_channels = ch1x1 + ch3x3 + ch3x3dbl + (pool_proj or in_channels)
 
     def forward(self, x: Tensor) -> Tensor:
         branches = [self.branch2, self.branch3, self.branch4]

@@ -5,34 +5,48 @@ tensor for tensor: zoolib registers the same tensors in the same order, so
 ``zoolib.interop.transfer_state`` maps torchvision's weights one to one. Parameters:
 27,161,264 with the auxiliary classifier, 23,834,568 without.
 
-The blocks are named after the paper's figures, not torchvision's letters:
+The blocks are named after the paper's figures and grids, not after torchvision's letters,
+which shift by one against the paper's (torchvision's ``InceptionC`` is Figure 6) and would
+collide with Inception-v4's own ``InceptionA``-``C`` and ``ReductionA``/``B``:
 
-================  ===========================================  ============  ==========
-zoolib            paper                                        torchvision   TF-slim
-================  ===========================================  ============  ==========
-``InceptionA``    Figure 5, 35x35 (x3)                         InceptionA    Mixed_5b-d
-``ReductionA``    grid reduction 35->17 (Figure 10 style)      InceptionB    Mixed_6a
-``InceptionB``    Figure 6 with n = 7, 17x17 (x4)              InceptionC    Mixed_6b-e
-``InceptionAux``  auxiliary classifier on the last 17x17 grid  InceptionAux  AuxLogits
-``ReductionB``    grid reduction 17->8                         InceptionD    Mixed_7a
-``InceptionC``    Figure 7, 8x8 expanded filter bank (x2)      InceptionE    Mixed_7b-c
-================  ===========================================  ============  ==========
+=======================  =======================================  ============  ==========
+zoolib                   paper                                    torchvision   TF-slim
+=======================  =======================================  ============  ==========
+``InceptionFig5``        Figure 5, 35x35 (x3)                     InceptionA    Mixed_5b-d
+``GridReduction35to17``  grid reduction 35->17 (Figure 10 style)  InceptionB    Mixed_6a
+``InceptionFig6``        Figure 6 with n = 7, 17x17 (x4)          InceptionC    Mixed_6b-e
+``InceptionAux``         auxiliary classifier, last 17x17 grid    InceptionAux  AuxLogits
+``GridReduction17to8``   grid reduction 17->8                     InceptionD    Mixed_7a
+``InceptionFig7``        Figure 7, 8x8 expanded filter bank (x2)  InceptionE    Mixed_7b-c
+=======================  =======================================  ============  ==========
+
+timm's ``inception_v3`` uses torchvision's class names.
+
+Width arguments follow one scheme in GoogLeNet's, BN-Inception's, Inception-v3's and
+Inception-v4's modules (the Inception-ResNet blocks take one tuple per branch instead; see
+``zoolib.v4``): ``ch<k>`` is the output width of the branch named after its kernel ``<k>``
+(``ch1x1``, ``ch5x5``, ``ch3x3dbl``, ``ch7x7x3``: the 1x1, 5x5, double-3x3 and
+7x7-then-3x3 branches), ``ch<k>red`` the 1x1 "reduce" that opens that branch (GoogLeNet's
+Table 1 column "#3x3 reduce" is ``ch3x3red``), and ``pool_proj`` the 1x1 projection after
+the pool (Table 1's "pool proj"). torchvision calls two of them differently:
+``pool_features`` is ``pool_proj`` of Figure 5, ``channels_7x7`` is ``ch7x7red`` of Figure 6.
 
 Where the released network departs from the paper:
 
 * Figure 5 replaces *every* 5x5 of the original module by two 3x3, which leaves a
-  1x1->3x3 branch and a 1x1->3x3->3x3 branch. The released ``InceptionA`` keeps a
+  1x1->3x3 branch and a 1x1->3x3->3x3 branch. The released ``InceptionFig5`` keeps a
   1x1(48)->5x5(64) branch next to the 1x1(64)->3x3(96)->3x3(96) one.
 * Figure 6 draws each factorised 7x7 as 1x7 then 7x1; the double branch of the
-  released ``InceptionB`` starts with 7x1 (7x1, 1x7, 7x1, 1x7).
-* ``ReductionB`` is not Figure 10: its second branch factorises a 7x7 (1x7, 7x1) before
-  the stride-2 3x3.
-* The pool branches of A/B/C are 3x3/1 *average* pools; the reductions use 3x3/2 max pools.
+  released ``InceptionFig6`` starts with 7x1 (7x1, 1x7, 7x1, 1x7).
+* ``GridReduction17to8`` is not Figure 10: its second branch factorises a 7x7 (1x7, 7x1)
+  before the stride-2 3x3.
+* The pool branches of Figures 5-7 are 3x3/1 *average* pools; the reductions use 3x3/2 max
+  pools.
 * Table 1's stem (3x3 convolutions at 73x73 and 71x71, one of them strided, and a 3x3
   convolution at 35x35 up to 288 channels) is not what runs: after the first max pool
   the network has a 1x1 convolution to 80, a 3x3 convolution to 192 and a second
-  max pool, and the first ``InceptionA`` receives 35x35x192. Table 1's "5 x Inception"
-  at 17x17 are four ``InceptionB`` (the 35->17 reduction is a separate module).
+  max pool, and the first ``InceptionFig5`` receives 35x35x192. Table 1's "5 x Inception"
+  at 17x17 are four ``InceptionFig6`` (the 35->17 reduction is a separate module).
 
 ``transform_input=True`` reproduces torchvision's option for Google's weights: those were
 trained on pixels scaled to [-1, 1], so an input normalised with the ImageNet mean and
@@ -47,16 +61,17 @@ import torch
 from torch import Tensor, nn
 
 from .._registry import register_model
-from ..layers import BasicConv2d
+from ..layers import BasicConv2d, Concat
 
-__all__ = ["InceptionA", "InceptionB", "InceptionC", "ReductionA", "ReductionB", "InceptionAux",
+__all__ = ["InceptionFig5", "InceptionFig6", "InceptionFig7", "GridReduction35to17",
+           "GridReduction17to8", "InceptionAux",
            "InceptionV3", "InceptionV3Outputs", "STEM_CONFIG", "STAGE_CONFIG", "inception_v3",
            "small_inception_v3"]
 
 InceptionV3Outputs = namedtuple("InceptionV3Outputs", ["logits", "aux_logits"])
 
 # The smallest input each path accepts. 75x75 leaves a 3x3 grid at 17x17's place, the least
-# ReductionB's unpadded 3x3/2 convolution needs. The auxiliary classifier (5x5/3 average
+# GridReduction17to8's unpadded 3x3/2 convolution needs. The auxiliary classifier (5x5/3 average
 # pool, then a 5x5 convolution) needs the full 17x17 grid, which only 299x299 gives.
 MIN_INPUT = 75
 MIN_INPUT_AUX = 299
@@ -72,39 +87,48 @@ _TF_SHIFT = tuple((m - 0.5) / 0.5 for m in IMAGENET_MEAN)
 NUM_FEATURES = 2048  # channels of the last 8x8 grid, the classifier's input
 
 
-class InceptionA(nn.Module):
+def _pool_proj(in_channels: int, pool_proj: int) -> nn.Sequential:
+    """The pooling branch of Figures 5-7: 3x3/1 average pool, then a 1x1 projection."""
+    return nn.Sequential(nn.AvgPool2d(3, stride=1, padding=1),
+                         BasicConv2d(in_channels, pool_proj, 1))
+
+
+class InceptionFig5(Concat):
     """Figure 5 (35x35): 1x1 | 1x1->5x5 | 1x1->3x3->3x3 | avg pool->1x1."""
 
-    def __init__(self, in_channels: int, pool_features: int, *, ch1x1: int = 64,
-                 ch5x5red: int = 48, ch5x5: int = 64, ch3x3dbl_red: int = 64, ch3x3dbl: int = 96):
+    branch_names = ("branch1x1", "branch5x5", "branch3x3dbl", "branch_pool")
+
+    def __init__(self, in_channels: int, pool_proj: int, *, ch1x1: int = 64,
+                 ch5x5red: int = 48, ch5x5: int = 64, ch3x3dblred: int = 64, ch3x3dbl: int = 96):
         super().__init__()
+        # Inception-v4's InceptionA (Figure 4) is shaped alike and kept apart on purpose: a
+        # 3x3 where this has the 5x5, padding left out of its pool, timm's parameter names.
         self.branch1x1 = BasicConv2d(in_channels, ch1x1, 1)
         self.branch5x5 = nn.Sequential(
             BasicConv2d(in_channels, ch5x5red, 1),
             BasicConv2d(ch5x5red, ch5x5, 5, padding=2),
         )
         self.branch3x3dbl = nn.Sequential(
-            BasicConv2d(in_channels, ch3x3dbl_red, 1),
-            BasicConv2d(ch3x3dbl_red, ch3x3dbl, 3, padding=1),
+            BasicConv2d(in_channels, ch3x3dblred, 1),
+            BasicConv2d(ch3x3dblred, ch3x3dbl, 3, padding=1),
             BasicConv2d(ch3x3dbl, ch3x3dbl, 3, padding=1),
         )
-        self.branch_pool = nn.Sequential(
-            nn.AvgPool2d(3, stride=1, padding=1),
-            BasicConv2d(in_channels, pool_features, 1),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([self.branch1x1(x), self.branch5x5(x), self.branch3x3dbl(x),
-                          self.branch_pool(x)], 1)
+        self.branch_pool = _pool_proj(in_channels, pool_proj)
 
 
-class InceptionB(nn.Module):
-    """Figure 6 with n = 7 (17x17): 1x1 | 1x1->1x7->7x1 | 1x1->(7x1->1x7)x2 | avg pool->1x1."""
+class InceptionFig6(Concat):
+    """Figure 6 with n = 7 (17x17): 1x1 | 1x1->1x7->7x1 | 1x1->(7x1->1x7)x2 | avg pool->1x1.
 
-    def __init__(self, in_channels: int, channels_7x7: int, *, ch1x1: int = 192,
+    ``ch7x7red`` (torchvision's ``channels_7x7``) is the 1x1 reduce of *both* factorised
+    branches, which keep that width until their last layer.
+    """
+
+    branch_names = ("branch1x1", "branch7x7", "branch7x7dbl", "branch_pool")
+
+    def __init__(self, in_channels: int, ch7x7red: int, *, ch1x1: int = 192,
                  ch7x7: int = 192, ch7x7dbl: int = 192, pool_proj: int = 192):
         super().__init__()
-        c7 = channels_7x7
+        c7 = ch7x7red
         self.branch1x1 = BasicConv2d(in_channels, ch1x1, 1)
         self.branch7x7 = nn.Sequential(
             BasicConv2d(in_channels, c7, 1),
@@ -118,14 +142,7 @@ class InceptionB(nn.Module):
             BasicConv2d(c7, c7, (7, 1), padding=(3, 0)),
             BasicConv2d(c7, ch7x7dbl, (1, 7), padding=(0, 3)),
         )
-        self.branch_pool = nn.Sequential(
-            nn.AvgPool2d(3, stride=1, padding=1),
-            BasicConv2d(in_channels, pool_proj, 1),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([self.branch1x1(x), self.branch7x7(x), self.branch7x7dbl(x),
-                          self.branch_pool(x)], 1)
+        self.branch_pool = _pool_proj(in_channels, pool_proj)
 
 
 class _SplitBranch(nn.Module):
@@ -143,67 +160,67 @@ class _SplitBranch(nn.Module):
         return torch.cat([self.conv1x3(x), self.conv3x1(x)], 1)
 
 
-class InceptionC(nn.Module):
-    """Figure 7 (8x8): 1x1 | 1x1->{1x3, 3x1} | 1x1->3x3->{1x3, 3x1} | avg pool->1x1."""
+class InceptionFig7(Concat):
+    """Figure 7 (8x8): 1x1 | 1x1->{1x3, 3x1} | 1x1->3x3->{1x3, 3x1} | avg pool->1x1.
+
+    ``ch3x3`` and ``ch3x3dbl`` are the width of *each* of the two side-by-side convolutions
+    that end their branch, which therefore gives twice that many channels.
+    """
+
+    branch_names = ("branch1x1", "branch3x3", "branch3x3dbl", "branch_pool")
 
     def __init__(self, in_channels: int, *, ch1x1: int = 320, ch3x3red: int = 384,
-                 ch3x3: int = 384, ch3x3dbl_red: int = 448, ch3x3dbl: int = 384,
+                 ch3x3: int = 384, ch3x3dblred: int = 448, ch3x3dbl: int = 384,
                  pool_proj: int = 192):
         super().__init__()
         self.branch1x1 = BasicConv2d(in_channels, ch1x1, 1)
         self.branch3x3 = _SplitBranch(nn.Sequential(BasicConv2d(in_channels, ch3x3red, 1)), ch3x3)
         self.branch3x3dbl = _SplitBranch(nn.Sequential(
-            BasicConv2d(in_channels, ch3x3dbl_red, 1),
-            BasicConv2d(ch3x3dbl_red, ch3x3dbl, 3, padding=1),
+            BasicConv2d(in_channels, ch3x3dblred, 1),
+            BasicConv2d(ch3x3dblred, ch3x3dbl, 3, padding=1),
         ), ch3x3dbl)
-        self.branch_pool = nn.Sequential(
-            nn.AvgPool2d(3, stride=1, padding=1),
-            BasicConv2d(in_channels, pool_proj, 1),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([self.branch1x1(x), self.branch3x3(x), self.branch3x3dbl(x),
-                          self.branch_pool(x)], 1)
+        self.branch_pool = _pool_proj(in_channels, pool_proj)
 
 
-class ReductionA(nn.Module):
+class GridReduction35to17(Concat):
     """35x35 -> 17x17 (Figure 10 style): 3x3/2 | 1x1->3x3->3x3/2 | 3x3/2 max pool."""
 
-    def __init__(self, in_channels: int, *, ch3x3: int = 384, ch3x3dbl_red: int = 64,
+    branch_names = ("branch3x3", "branch3x3dbl", "branch_pool")
+
+    def __init__(self, in_channels: int, *, ch3x3: int = 384, ch3x3dblred: int = 64,
                  ch3x3dbl: int = 96):
         super().__init__()
+        # Inception-v4's ReductionA is this block with its own widths. Both are kept,
+        # deliberately: each must carry its own library's parameter names (torchvision's
+        # ``branch3x3`` here, timm's ``branch0`` there) for weights to transfer.
         self.branch3x3 = BasicConv2d(in_channels, ch3x3, 3, stride=2)
         self.branch3x3dbl = nn.Sequential(
-            BasicConv2d(in_channels, ch3x3dbl_red, 1),
-            BasicConv2d(ch3x3dbl_red, ch3x3dbl, 3, padding=1),
+            BasicConv2d(in_channels, ch3x3dblred, 1),
+            BasicConv2d(ch3x3dblred, ch3x3dbl, 3, padding=1),
             BasicConv2d(ch3x3dbl, ch3x3dbl, 3, stride=2),
         )
         self.branch_pool = nn.MaxPool2d(3, stride=2)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([self.branch3x3(x), self.branch3x3dbl(x), self.branch_pool(x)], 1)
 
-
-class ReductionB(nn.Module):
+class GridReduction17to8(Concat):
     """17x17 -> 8x8: 1x1->3x3/2 | 1x1->1x7->7x1->3x3/2 | 3x3/2 max pool."""
 
+    branch_names = ("branch3x3", "branch7x7x3", "branch_pool")
+
     def __init__(self, in_channels: int, *, ch3x3red: int = 192, ch3x3: int = 320,
-                 ch7x7x3_red: int = 192, ch7x7x3: int = 192):
+                 ch7x7x3red: int = 192, ch7x7x3: int = 192):
         super().__init__()
         self.branch3x3 = nn.Sequential(
             BasicConv2d(in_channels, ch3x3red, 1),
             BasicConv2d(ch3x3red, ch3x3, 3, stride=2),
         )
         self.branch7x7x3 = nn.Sequential(
-            BasicConv2d(in_channels, ch7x7x3_red, 1),
-            BasicConv2d(ch7x7x3_red, ch7x7x3_red, (1, 7), padding=(0, 3)),
-            BasicConv2d(ch7x7x3_red, ch7x7x3_red, (7, 1), padding=(3, 0)),
-            BasicConv2d(ch7x7x3_red, ch7x7x3, 3, stride=2),
+            BasicConv2d(in_channels, ch7x7x3red, 1),
+            BasicConv2d(ch7x7x3red, ch7x7x3red, (1, 7), padding=(0, 3)),
+            BasicConv2d(ch7x7x3red, ch7x7x3red, (7, 1), padding=(3, 0)),
+            BasicConv2d(ch7x7x3red, ch7x7x3, 3, stride=2),
         )
         self.branch_pool = nn.MaxPool2d(3, stride=2)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([self.branch3x3(x), self.branch7x7x3(x), self.branch_pool(x)], 1)
 
 
 class InceptionAux(nn.Module):
@@ -240,9 +257,9 @@ STEM_CONFIG = (
 
 #: Stages after the stem: constructor arguments of each module, in order.
 STAGE_CONFIG = {
-    "inception_a": ((192, 32), (256, 64), (288, 64)),                 # (in, pool_features): 35x35x288
+    "inception_a": ((192, 32), (256, 64), (288, 64)),                 # (in, pool_proj): 35x35x288
     "reduction_a": ((288,),),                                         # 17x17x768
-    "inception_b": ((768, 128), (768, 160), (768, 160), (768, 192)),  # (in, channels_7x7): 17x17x768
+    "inception_b": ((768, 128), (768, 160), (768, 160), (768, 192)),  # (in, ch7x7red): 17x17x768
     "reduction_b": ((768,),),                                         # 8x8x1280
     "inception_c": ((1280,), (2048,)),                                # (in,): 8x8x2048
 }
@@ -266,8 +283,8 @@ def _stage(block: type[nn.Module], name: str) -> nn.Module:
 
 
 class InceptionV3(nn.Module):
-    """Stem (to 35x35x192), 3 x InceptionA, ReductionA, 4 x InceptionB, ReductionB,
-    2 x InceptionC, global average pool, dropout, linear; the auxiliary classifier reads
+    """Stem (to 35x35x192), 3 x InceptionFig5, GridReduction35to17, 4 x InceptionFig6,
+    GridReduction17to8, 2 x InceptionFig7, global average pool, dropout, linear; the auxiliary classifier reads
     the last 17x17 grid."""
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = True,
@@ -278,12 +295,12 @@ class InceptionV3(nn.Module):
         self.transform_input = transform_input
         # Registration order is torchvision's (AuxLogits between Mixed_6e and Mixed_7a).
         self.stem = _stem(in_channels)
-        self.inception_a = _stage(InceptionA, "inception_a")
-        self.reduction_a = _stage(ReductionA, "reduction_a")
-        self.inception_b = _stage(InceptionB, "inception_b")
+        self.inception_a = _stage(InceptionFig5, "inception_a")
+        self.reduction_a = _stage(GridReduction35to17, "reduction_a")
+        self.inception_b = _stage(InceptionFig6, "inception_b")
         self.aux = InceptionAux(768, num_classes) if aux_logits else None  # on 17x17x768
-        self.reduction_b = _stage(ReductionB, "reduction_b")
-        self.inception_c = _stage(InceptionC, "inception_c")
+        self.reduction_b = _stage(GridReduction17to8, "reduction_b")
+        self.inception_c = _stage(InceptionFig7, "inception_c")
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(NUM_FEATURES, num_classes)
@@ -351,7 +368,7 @@ def small_inception_v3(in_channels: int = 1, num_classes: int = 10, shrink: int 
 
     Each module is the *first* of its stage in ``STAGE_CONFIG`` (Mixed_5b, 6a, 6b, 7a, 7b),
     with its own channel counts over ``shrink``. The stem is one 3x3 convolution (to 192 /
-    ``shrink`` channels, the width the first InceptionA receives) and a 3x3/2 max pool: the
+    ``shrink`` channels, the width the first InceptionFig5 receives) and a 3x3/2 max pool: the
     released stem would take a 28x28 image down to nothing. No auxiliary classifier and no
     dropout: at this size the run is too short to overfit. Shapes at 28x28 with ``shrink=8``
     are in the comments.
@@ -361,9 +378,9 @@ def small_inception_v3(in_channels: int = 1, num_classes: int = 10, shrink: int 
                                nn.MaxPool2d(3, stride=2, padding=1)]                # 24 x 14 x 14
     channels = stem_width
     # 32 x 14 x 14, 92 x 6 x 6, 96 x 6 x 6, 160 x 2 x 2, 256 x 2 x 2
-    for block, stage in ((InceptionA, "inception_a"), (ReductionA, "reduction_a"),
-                         (InceptionB, "inception_b"), (ReductionB, "reduction_b"),
-                         (InceptionC, "inception_c")):
+    for block, stage in ((InceptionFig5, "inception_a"), (GridReduction35to17, "reduction_a"),
+                         (InceptionFig6, "inception_b"), (GridReduction17to8, "reduction_b"),
+                         (InceptionFig7, "inception_c")):
         _, *args = STAGE_CONFIG[stage][0]
         layers.append(_shrunk(block, channels, tuple(args), shrink))
         with torch.no_grad():  # its output width, from one probe in eval mode (BN stats untouched)

@@ -19,6 +19,43 @@ brings a residual branch back to its input width: it has a bias and neither Batc
 nor ReLU (Section 3.2 puts BN "only on top of the traditional layers, but not on top of
 the summations").
 
+zoolib's class names are the paper's figure titles, which timm mostly shares:
+
+=============================  ======================  ============================
+zoolib                         paper                   timm
+=============================  ======================  ============================
+``Stem``                       Figure 3                ``features.0``-``5``
+``Mixed3a``, ``4a``, ``5a``    Figure 3's three forks  ``Mixed3a``, ``4a``, ``5a``
+``InceptionA``                 Figure 4 (Inception-A)  ``InceptionA``
+``ReductionA``                 Figure 7 and Table 1    ``ReductionA``, ``Mixed_6a``
+``InceptionB``                 Figure 5 (Inception-B)  ``InceptionB``
+``ReductionB``                 Figure 8                ``ReductionB``
+``InceptionC``                 Figure 6 (Inception-C)  ``InceptionC``
+``InceptionResNetStem``        Figure 14; not for v2   ``conv2d_1a``-``mixed_5b``
+``Mixed5b``                    none (Inception-v3's)   ``Mixed_5b``
+``Block35``                    Figures 10, 16          ``Block35``
+``Block17``                    Figures 11, 17          ``Block17``
+``InceptionResNetReductionB``  Figures 12, 18          ``Mixed_7a``
+``Block8``                     Figures 13, 19          ``Block8``
+``final_conv``                 none                    ``conv2d_7b``
+=============================  ======================  ============================
+
+``Mixed_6a`` is timm's name for Reduction-A in Inception-ResNet-v2, where ``ReductionA`` in
+timm is only Inception-v4's.
+
+Inception-v3's 35x35, 17x17 and 8x8 modules are different blocks; ``zoolib.v3`` names them
+after that paper's figures (``InceptionFig5`` ...), so the two sets of names never collide.
+Widths are named as in ``zoolib.v3``: ``ch<k>`` for a branch's output, ``ch<k>red`` for the
+1x1 reduce that opens it, ``ch<k>mid`` for the widths in between (a tuple where there are
+several), ``pool_proj`` for the pool's projection. In Figure 6 (``InceptionC``) ``ch3x3`` and
+``ch3x3dbl`` are the width of *each* of the two side-by-side convolutions ending the branch.
+Each block's defaults are its figure's widths. The Inception-ResNet blocks (``Block35``,
+``Block17``, ``Block8``, ``InceptionResNetReductionB``) take instead one tuple per branch,
+named as timm's branch and listing its widths from the 1x1 reduce to the output
+(``branch1=(32, 32)``), typed in ``Block35Widths`` and its siblings: Block17 and Block8
+share one constructor whose kernel differs (7 or 3), which kernel-named arguments would not
+fit.
+
 Kernel shapes are written ``(height, width)`` as PyTorch takes them. Branch order in
 every block is timm's, because concatenation order decides which channel the next
 layer sees and so must match for weights to transfer; the figures draw the pooling
@@ -28,12 +65,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TypedDict
 
 import torch
 from torch import Tensor, nn
 
 from .._registry import register_model
-from ..layers import BasicConv2d
+from ..layers import BasicConv2d, Concat
 
 __all__ = [
     "MIN_INPUT_SIZE",
@@ -42,7 +80,9 @@ __all__ = [
     "ReductionB", "InceptionC", "InceptionV4",
     # Inception-ResNet (Figures 10-19)
     "Mixed5b", "InceptionResNetStem", "Block35", "Block17", "Block8",
-    "InceptionResNetReductionB", "InceptionResNetWidths", "IR_V1", "IR_V2", "InceptionResNet",
+    "InceptionResNetReductionB", "ReductionAWidths", "TABLE1_REDUCTION_A", "Block35Widths",
+    "FactorizedWidths", "ReductionBWidths", "InceptionResNetWidths", "IR_V1", "IR_V2",
+    "InceptionResNet",
     "inception_v4", "inception_resnet_v2", "inception_resnet_v1",
 ]
 
@@ -74,22 +114,12 @@ def _max_pool_3x3_s2() -> nn.MaxPool2d:
     return nn.MaxPool2d(3, stride=2)  # "MaxPool 3x3 (stride 2 V)"
 
 
-class _Concat(nn.Module):
-    """Run the branches named in ``branch_names`` on the same input and stack the results along
-    the channels, in that order (the order decides which channel the next layer sees)."""
-
-    branch_names: tuple[str, ...] = ("branch0", "branch1", "branch2", "branch3")
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([getattr(self, name)(x) for name in self.branch_names], dim=1)
-
-
 def _sep(in_channels: int, out_channels: int, kernel: tuple[int, int]) -> BasicConv2d:
     """A same-padded asymmetric (1, n) or (n, 1) convolution."""
     return BasicConv2d(in_channels, out_channels, kernel, padding=(kernel[0] // 2, kernel[1] // 2))
 
 
-class _Fork(_Concat):
+class _Fork(Concat):
     """Figure 6's fan-out: a (1,3) and a (3,1) convolution side by side on one input."""
 
     branch_names = ("a", "b")
@@ -106,7 +136,7 @@ class _Fork(_Concat):
 # ---------------------------------------------------------------------------------------
 
 
-class Mixed3a(_Concat):
+class Mixed3a(Concat):
     """Figure 3, first fork: 3x3/2 max pool | 3x3/2 V conv 96. 147x147x64 -> 73x73x160."""
 
     branch_names = ("pool", "conv")
@@ -117,7 +147,7 @@ class Mixed3a(_Concat):
         self.conv = BasicConv2d(in_channels, 96, 3, stride=2)
 
 
-class Mixed4a(_Concat):
+class Mixed4a(Concat):
     """Figure 3, second fork. 73x73x160 -> 71x71x192.
 
     1x1 64 -> 3x3 V 96 | 1x1 64 -> (1,7) 64 -> (7,1) 64 -> 3x3 V 96. Figure 3 labels the
@@ -141,7 +171,7 @@ class Mixed4a(_Concat):
         )
 
 
-class Mixed5a(_Concat):
+class Mixed5a(Concat):
     """Figure 3, third fork: 3x3/2 V conv 192 | 3x3/2 max pool. 71x71x192 -> 35x35x384."""
 
     branch_names = ("conv", "pool")
@@ -166,53 +196,78 @@ class Stem(nn.Sequential):
         ))
 
 
-class InceptionA(_Concat):
+class InceptionA(Concat):
     """Figure 4 (35x35 grid, 384 -> 384 channels).
 
     1x1 96 | 1x1 64 -> 3x3 96 | 1x1 64 -> 3x3 96 -> 3x3 96 | avg pool -> 1x1 96.
     """
 
-    def __init__(self, in_channels: int = 384):
+    branch_names = ("branch0", "branch1", "branch2", "branch3")
+
+    def __init__(self, in_channels: int = 384, *, ch1x1: int = 96, ch3x3red: int = 64,
+                 ch3x3: int = 96, ch3x3dblred: int = 64, ch3x3dbl: int = 96, pool_proj: int = 96):
         super().__init__()
-        self.branch0 = BasicConv2d(in_channels, 96, 1)
+        # Shaped like Inception-v3's InceptionFig5 on purpose, not built from it: that has a
+        # 5x5 branch, pools over the padding too, and carries torchvision's parameter names.
+        self.branch0 = BasicConv2d(in_channels, ch1x1, 1)
         self.branch1 = nn.Sequential(
-            BasicConv2d(in_channels, 64, 1),
-            BasicConv2d(64, 96, 3, padding=1),
+            BasicConv2d(in_channels, ch3x3red, 1),
+            BasicConv2d(ch3x3red, ch3x3, 3, padding=1),
         )
         self.branch2 = nn.Sequential(
-            BasicConv2d(in_channels, 64, 1),
-            BasicConv2d(64, 96, 3, padding=1),
-            BasicConv2d(96, 96, 3, padding=1),
+            BasicConv2d(in_channels, ch3x3dblred, 1),
+            BasicConv2d(ch3x3dblred, ch3x3dbl, 3, padding=1),
+            BasicConv2d(ch3x3dbl, ch3x3dbl, 3, padding=1),
         )
-        self.branch3 = nn.Sequential(_avg_pool_3x3(), BasicConv2d(in_channels, 96, 1))
+        self.branch3 = nn.Sequential(_avg_pool_3x3(), BasicConv2d(in_channels, pool_proj, 1))
 
 
-class ReductionA(_Concat):
-    """Figure 7: 35x35 -> 17x17, with the filter counts k, l, m, n of Table 1.
+class ReductionAWidths(TypedDict):
+    """One row of Table 1: Reduction-A's filter counts, in the table's column order."""
 
-    3x3/2 V n | 1x1 k -> 3x3 l -> 3x3/2 V m | 3x3/2 max pool; output n + m + in_channels.
-    Table 1: Inception-v4 (192, 224, 256, 384), Inception-ResNet-v1 (192, 192, 256, 384),
-    Inception-ResNet-v2 (256, 256, 384, 384).
+    ch3x3dblred: int  # k: the 1x1 reduce that opens the double-3x3 branch
+    ch3x3dblmid: int  # l: that branch's first 3x3, between the reduce and the strided 3x3
+    ch3x3dbl: int     # m: that branch's strided 3x3, its output
+    ch3x3: int        # n: the single strided 3x3 branch
 
-    Inception-v3's ``ReductionA`` is this block with l = m. Both are kept, deliberately: each
-    must carry its own library's parameter names (timm's ``branch0``, torchvision's
-    ``branch3x3``) for weights to transfer.
+
+#: Table 1 of the paper: the filter counts k, l, m, n of Reduction-A (Figure 7) in each of
+#: the three networks, in the table's row and column order.
+TABLE1_REDUCTION_A: dict[str, ReductionAWidths] = {
+    "inception_v4": ReductionAWidths(ch3x3dblred=192, ch3x3dblmid=224, ch3x3dbl=256, ch3x3=384),
+    "inception_resnet_v1": ReductionAWidths(ch3x3dblred=192, ch3x3dblmid=192, ch3x3dbl=256,
+                                            ch3x3=384),
+    "inception_resnet_v2": ReductionAWidths(ch3x3dblred=256, ch3x3dblmid=256, ch3x3dbl=384,
+                                            ch3x3=384),
+}
+
+
+class ReductionA(Concat):
+    """Figure 7: 35x35 -> 17x17, with the filter counts of Table 1 (``TABLE1_REDUCTION_A``).
+
+    3x3/2 V ``ch3x3`` (n) | 1x1 ``ch3x3dblred`` (k) -> 3x3 ``ch3x3dblmid`` (l) -> 3x3/2 V
+    ``ch3x3dbl`` (m) | 3x3/2 max pool; output ``ch3x3 + ch3x3dbl + in_channels``.
+
+    Inception-v3's ``GridReduction35to17`` is this block with l = m. Both are kept,
+    deliberately: each must carry its own library's parameter names (timm's ``branch0``,
+    torchvision's ``branch3x3``) for weights to transfer.
     """
 
     branch_names = ("branch0", "branch1", "branch2")
 
-    def __init__(self, in_channels: int, *, k: int, l: int, m: int, n: int):  # noqa: E741
+    def __init__(self, in_channels: int, *, ch3x3dblred: int, ch3x3dblmid: int, ch3x3dbl: int,
+                 ch3x3: int):
         super().__init__()
-        self.branch0 = BasicConv2d(in_channels, n, 3, stride=2)
+        self.branch0 = BasicConv2d(in_channels, ch3x3, 3, stride=2)
         self.branch1 = nn.Sequential(
-            BasicConv2d(in_channels, k, 1),
-            BasicConv2d(k, l, 3, padding=1),
-            BasicConv2d(l, m, 3, stride=2),
+            BasicConv2d(in_channels, ch3x3dblred, 1),
+            BasicConv2d(ch3x3dblred, ch3x3dblmid, 3, padding=1),
+            BasicConv2d(ch3x3dblmid, ch3x3dbl, 3, stride=2),
         )
         self.branch2 = _max_pool_3x3_s2()
 
 
-class InceptionB(_Concat):
+class InceptionB(Concat):
     """Figure 5 (17x17 grid, 1024 -> 1024 channels).
 
     1x1 384 | 1x1 192 -> (1,7) 224 -> (7,1) 256
@@ -221,25 +276,31 @@ class InceptionB(_Concat):
     second with (1,7) and the third with (7,1), so one of them differs from the figure.
     """
 
-    def __init__(self, in_channels: int = 1024):
+    branch_names = ("branch0", "branch1", "branch2", "branch3")
+
+    def __init__(self, in_channels: int = 1024, *, ch1x1: int = 384, ch7x7red: int = 192,
+                 ch7x7mid: int = 224, ch7x7: int = 256, ch7x7dblred: int = 192,
+                 ch7x7dblmid: tuple[int, int, int] = (192, 224, 224), ch7x7dbl: int = 256,
+                 pool_proj: int = 128):
         super().__init__()
-        self.branch0 = BasicConv2d(in_channels, 384, 1)
+        d1, d2, d3 = ch7x7dblmid
+        self.branch0 = BasicConv2d(in_channels, ch1x1, 1)
         self.branch1 = nn.Sequential(
-            BasicConv2d(in_channels, 192, 1),
-            _sep(192, 224, (1, 7)),
-            _sep(224, 256, (7, 1)),
+            BasicConv2d(in_channels, ch7x7red, 1),
+            _sep(ch7x7red, ch7x7mid, (1, 7)),
+            _sep(ch7x7mid, ch7x7, (7, 1)),
         )
         self.branch2 = nn.Sequential(
-            BasicConv2d(in_channels, 192, 1),
-            _sep(192, 192, (7, 1)),
-            _sep(192, 224, (1, 7)),
-            _sep(224, 224, (7, 1)),
-            _sep(224, 256, (1, 7)),
+            BasicConv2d(in_channels, ch7x7dblred, 1),
+            _sep(ch7x7dblred, d1, (7, 1)),
+            _sep(d1, d2, (1, 7)),
+            _sep(d2, d3, (7, 1)),
+            _sep(d3, ch7x7dbl, (1, 7)),
         )
-        self.branch3 = nn.Sequential(_avg_pool_3x3(), BasicConv2d(in_channels, 128, 1))
+        self.branch3 = nn.Sequential(_avg_pool_3x3(), BasicConv2d(in_channels, pool_proj, 1))
 
 
-class ReductionB(_Concat):
+class ReductionB(Concat):
     """Figure 8: 17x17x1024 -> 8x8x1536 (Inception-v4's grid reduction).
 
     1x1 192 -> 3x3/2 V 192 | 1x1 256 -> (1,7) 256 -> (7,1) 320 -> 3x3/2 V 320 | max pool.
@@ -247,22 +308,25 @@ class ReductionB(_Concat):
 
     branch_names = ("branch0", "branch1", "branch2")
 
-    def __init__(self, in_channels: int = 1024):
+    def __init__(self, in_channels: int = 1024, *, ch3x3red: int = 192, ch3x3: int = 192,
+                 ch7x7x3red: int = 256, ch7x7x3mid: tuple[int, int] = (256, 320),
+                 ch7x7x3: int = 320):
         super().__init__()
+        m1, m2 = ch7x7x3mid
         self.branch0 = nn.Sequential(
-            BasicConv2d(in_channels, 192, 1),
-            BasicConv2d(192, 192, 3, stride=2),
+            BasicConv2d(in_channels, ch3x3red, 1),
+            BasicConv2d(ch3x3red, ch3x3, 3, stride=2),
         )
         self.branch1 = nn.Sequential(
-            BasicConv2d(in_channels, 256, 1),
-            _sep(256, 256, (1, 7)),
-            _sep(256, 320, (7, 1)),
-            BasicConv2d(320, 320, 3, stride=2),
+            BasicConv2d(in_channels, ch7x7x3red, 1),
+            _sep(ch7x7x3red, m1, (1, 7)),
+            _sep(m1, m2, (7, 1)),
+            BasicConv2d(m2, ch7x7x3, 3, stride=2),
         )
         self.branch2 = _max_pool_3x3_s2()
 
 
-class InceptionC(_Concat):
+class InceptionC(Concat):
     """Figure 6 (8x8 grid, 1536 -> 1536 channels).
 
     1x1 256 | 1x1 384 -> [(1,3) 256, (3,1) 256]
@@ -272,17 +336,43 @@ class InceptionC(_Concat):
     two differs from its figure.
     """
 
-    def __init__(self, in_channels: int = 1536):
+    branch_names = ("branch0", "branch1", "branch2", "branch3")
+
+    def __init__(self, in_channels: int = 1536, *, ch1x1: int = 256, ch3x3red: int = 384,
+                 ch3x3: int = 256, ch3x3dblred: int = 384,
+                 ch3x3dblmid: tuple[int, int] = (448, 512), ch3x3dbl: int = 256,
+                 pool_proj: int = 256):
         super().__init__()
-        self.branch0 = BasicConv2d(in_channels, 256, 1)
-        self.branch1 = nn.Sequential(BasicConv2d(in_channels, 384, 1), _Fork(384, 256))
+        m1, m2 = ch3x3dblmid
+        self.branch0 = BasicConv2d(in_channels, ch1x1, 1)
+        self.branch1 = nn.Sequential(BasicConv2d(in_channels, ch3x3red, 1),
+                                     _Fork(ch3x3red, ch3x3))
         self.branch2 = nn.Sequential(
-            BasicConv2d(in_channels, 384, 1),
-            _sep(384, 448, (3, 1)),
-            _sep(448, 512, (1, 3)),
-            _Fork(512, 256),
+            BasicConv2d(in_channels, ch3x3dblred, 1),
+            _sep(ch3x3dblred, m1, (3, 1)),
+            _sep(m1, m2, (1, 3)),
+            _Fork(m2, ch3x3dbl),
         )
-        self.branch3 = nn.Sequential(_avg_pool_3x3(), BasicConv2d(in_channels, 256, 1))
+        self.branch3 = nn.Sequential(_avg_pool_3x3(), BasicConv2d(in_channels, pool_proj, 1))
+
+
+class _StagedNetwork(nn.Module):
+    """What Figures 9 and 15 share: the stages named in ``stage_names`` run in turn, then
+    ``head``. Inception-v4 and the Inception-ResNets differ only in their stages."""
+
+    stage_names: tuple[str, ...] = ()
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        _check_input(x)
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+        return x
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        return self.head(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
 def _head(in_features: int, num_classes: int, dropout: float) -> nn.Sequential:
@@ -295,33 +385,21 @@ def _head(in_features: int, num_classes: int, dropout: float) -> nn.Sequential:
     ))
 
 
-class InceptionV4(nn.Module):
+class InceptionV4(_StagedNetwork):
     """Figure 9. Same tensors in the same order as timm's ``InceptionV4``."""
+
+    stage_names = ("stem", "inception_a", "reduction_a", "inception_b", "reduction_b",
+                   "inception_c")
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.2):
         super().__init__()
         self.stem = Stem(in_channels)                                           # 35x35x384
         self.inception_a = nn.Sequential(*[InceptionA(384) for _ in range(4)])  # 35x35x384
-        self.reduction_a = ReductionA(384, k=192, l=224, m=256, n=384)          # 17x17x1024
+        self.reduction_a = ReductionA(384, **TABLE1_REDUCTION_A["inception_v4"])  # 17x17x1024
         self.inception_b = nn.Sequential(*[InceptionB(1024) for _ in range(7)])  # 17x17x1024
         self.reduction_b = ReductionB(1024)                                     # 8x8x1536
         self.inception_c = nn.Sequential(*[InceptionC(1536) for _ in range(3)])  # 8x8x1536
         self.head = _head(1536, num_classes, dropout)
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        _check_input(x)
-        x = self.stem(x)
-        x = self.inception_a(x)
-        x = self.reduction_a(x)
-        x = self.inception_b(x)
-        x = self.reduction_b(x)
-        return self.inception_c(x)
-
-    def forward_head(self, x: Tensor) -> Tensor:
-        return self.head(x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 # ---------------------------------------------------------------------------------------
@@ -331,18 +409,22 @@ class InceptionV4(nn.Module):
 # ---------------------------------------------------------------------------------------
 
 
-class Mixed5b(_Concat):
+class Mixed5b(Concat):
     """The tail of timm's (TF-slim's) Inception-ResNet-v2 stem: 35x35x192 -> 35x35x320.
 
     1x1 96 | 1x1 48 -> 5x5 64 | 1x1 64 -> 3x3 96 -> 3x3 96 | avg pool -> 1x1 64. It is in
     none of the paper's figures: it is Inception-v3's released 35x35 module
-    (``zoolib.models.inception_v3.InceptionA`` with ``ch1x1=96, pool_features=64``), except
+    (``zoolib.models.inception_v3.InceptionFig5`` with ``ch1x1=96, pool_proj=64``), except
     that its average pool leaves the padding out of the mean, as all pools here do, where
     torchvision's Inception-v3 counts it in.
     """
 
+    branch_names = ("branch0", "branch1", "branch2", "branch3")
+
     def __init__(self, in_channels: int = 192):
         super().__init__()
+        # Shaped like InceptionA (Figure 4) on purpose, not built from it: its second branch
+        # is a 5x5, and its widths are Inception-v3's, not any figure's of this paper.
         self.branch0 = BasicConv2d(in_channels, 96, 1)
         self.branch1 = nn.Sequential(
             BasicConv2d(in_channels, 48, 1),
@@ -461,12 +543,14 @@ class Block8(_FactorizedResidual):
     kernel = 3
 
 
-class InceptionResNetReductionB(_Concat):
+class InceptionResNetReductionB(Concat):
     """Reduction-B of the Inception-ResNets, 17x17 -> 8x8 (Figure 12 for v1, 18 for v2).
 
     1x1 -> 3x3/2 V (``branch0``) | 1x1 -> 3x3/2 V (``branch1``)
     | 1x1 -> 3x3 -> 3x3/2 V (``branch2``) | 3x3/2 V max pool.
     """
+
+    branch_names = ("branch0", "branch1", "branch2", "branch3")
 
     def __init__(self, in_channels: int, branch0: tuple[int, int], branch1: tuple[int, int],
                  branch2: tuple[int, int, int]):
@@ -482,17 +566,43 @@ class InceptionResNetReductionB(_Concat):
         self.branch3 = _max_pool_3x3_s2()
 
 
+class Block35Widths(TypedDict):
+    """``Block35``'s arguments: each branch's widths from its input to its output."""
+
+    in_channels: int                 # the grid's width, which the linear 1x1 restores
+    branch0: int                     # 1x1
+    branch1: tuple[int, int]         # 1x1 reduce, 3x3
+    branch2: tuple[int, int, int]    # 1x1 reduce, 3x3, 3x3
+
+
+class FactorizedWidths(TypedDict):
+    """``Block17``'s and ``Block8``'s arguments."""
+
+    in_channels: int
+    branch0: int                     # 1x1
+    branch1: tuple[int, int, int]    # 1x1 reduce, (1,k), (k,1)
+
+
+class ReductionBWidths(TypedDict):
+    """``InceptionResNetReductionB``'s arguments."""
+
+    in_channels: int
+    branch0: tuple[int, int]         # 1x1 reduce, 3x3/2
+    branch1: tuple[int, int]         # 1x1 reduce, 3x3/2
+    branch2: tuple[int, int, int]    # 1x1 reduce, 3x3, 3x3/2
+
+
 @dataclass(frozen=True)
 class InceptionResNetWidths:
     """One Inception-ResNet as data: the keyword arguments of each block, and the depths."""
 
-    stem_tail: str           # InceptionResNetStem(tail=...)
-    block35: dict            # Block35 widths (Inception-ResNet-A)
-    reduction_a: dict        # ReductionA in_channels, k, l, m, n (Figure 7, Table 1)
-    block17: dict            # Block17 widths (Inception-ResNet-B)
-    reduction_b: dict        # InceptionResNetReductionB widths
-    block8: dict             # Block8 widths (Inception-ResNet-C)
-    depths: tuple[int, int, int]  # number of A, B and C blocks
+    stem_tail: str                   # InceptionResNetStem(tail=...)
+    block35: Block35Widths           # Inception-ResNet-A
+    reduction_a: ReductionAWidths    # Table 1's row; its input is block35's width
+    block17: FactorizedWidths        # Inception-ResNet-B
+    reduction_b: ReductionBWidths
+    block8: FactorizedWidths         # Inception-ResNet-C
+    depths: tuple[int, int, int]     # number of A, B and C blocks
     # timm/TF-slim v2 only: the last C block is linear (no ReLU, scale 1.0) and a 1x1
     # conv (BN, ReLU) to ``final_conv`` channels precedes the pooling.
     linear_last_block: bool = False
@@ -507,12 +617,13 @@ class InceptionResNetWidths:
 # Inception-ResNet-v1 as the paper draws it. Stage shapes 35x35x256, 17x17x896, 8x8x1792.
 IR_V1 = InceptionResNetWidths(
     stem_tail="figure14",                                                      # Figure 14
-    block35=dict(in_channels=256, branch0=32, branch1=(32, 32), branch2=(32, 32, 32)),  # Fig 10
-    reduction_a=dict(in_channels=256, k=192, l=192, m=256, n=384),             # Fig 7, Table 1
-    block17=dict(in_channels=896, branch0=128, branch1=(128, 128, 128)),       # Figure 11
-    reduction_b=dict(in_channels=896, branch0=(256, 384), branch1=(256, 256),
-                     branch2=(256, 256, 256)),                                 # Figure 12
-    block8=dict(in_channels=1792, branch0=192, branch1=(192, 192, 192)),       # Figure 13
+    block35=Block35Widths(in_channels=256, branch0=32, branch1=(32, 32),
+                          branch2=(32, 32, 32)),                               # Figure 10
+    reduction_a=TABLE1_REDUCTION_A["inception_resnet_v1"],                     # Fig 7, Table 1
+    block17=FactorizedWidths(in_channels=896, branch0=128, branch1=(128, 128, 128)),  # Fig 11
+    reduction_b=ReductionBWidths(in_channels=896, branch0=(256, 384), branch1=(256, 256),
+                                 branch2=(256, 256, 256)),                     # Figure 12
+    block8=FactorizedWidths(in_channels=1792, branch0=192, branch1=(192, 192, 192)),  # Fig 13
     depths=(5, 10, 5),                                                         # Figure 15
 )
 
@@ -521,28 +632,30 @@ IR_V1 = InceptionResNetWidths(
 # - stem: Figure 3's stem (35x35x384) is replaced by InceptionResNetStem(tail="mixed5b");
 # - widths: the residual 1x1 convs project to 320 / 1088 / 2080 instead of the 384 / 1154
 #   / 2048 of Figures 16 / 17 / 19. The figures do not add up themselves: Reduction-A
-#   (k, l, m, n = 256, 256, 384, 384) turns 384 channels into 384 + 384 + 384 = 1152, not
-#   1154, and Figure 18 turns 1154 into 1154 + 384 + 288 + 320 = 2146, not 2048. timm's
-#   widths do add up: 320 + 384 + 384 = 1088 and 1088 + 384 + 288 + 320 = 2080. The
-#   branch widths inside the blocks are the figures';
+#   (Table 1's k, l, m, n = 256, 256, 384, 384) turns 384 channels into 384 + 384 + 384 =
+#   1152, not 1154, and Figure 18 turns 1154 into 1154 + 384 + 288 + 320 = 2146, not
+#   2048. timm's widths do add up: 320 + 384 + 384 = 1088 and 1088 + 384 + 288 + 320 =
+#   2080. The branch widths inside the blocks are the figures';
 # - depths: 10 / 20 / 10 blocks instead of Figure 15's 5 / 10 / 5;
 # - the last Block8 has no ReLU and scale 1.0, and a 1x1 conv (BN, ReLU) to 1536
 #   channels follows it; neither is in the paper.
+# IR_V1 and IR_V2 look alike on purpose: two rows of one table, data rather than code.
 IR_V2 = InceptionResNetWidths(
     stem_tail="mixed5b",
-    block35=dict(in_channels=320, branch0=32, branch1=(32, 32), branch2=(32, 48, 64)),  # Fig 16
-    reduction_a=dict(in_channels=320, k=256, l=256, m=384, n=384),             # Fig 7, Table 1
-    block17=dict(in_channels=1088, branch0=192, branch1=(128, 160, 192)),      # Figure 17
-    reduction_b=dict(in_channels=1088, branch0=(256, 384), branch1=(256, 288),
-                     branch2=(256, 288, 320)),                                 # Figure 18
-    block8=dict(in_channels=2080, branch0=192, branch1=(192, 224, 256)),       # Figure 19
+    block35=Block35Widths(in_channels=320, branch0=32, branch1=(32, 32),
+                          branch2=(32, 48, 64)),                               # Figure 16
+    reduction_a=TABLE1_REDUCTION_A["inception_resnet_v2"],                     # Fig 7, Table 1
+    block17=FactorizedWidths(in_channels=1088, branch0=192, branch1=(128, 160, 192)),  # Fig 17
+    reduction_b=ReductionBWidths(in_channels=1088, branch0=(256, 384), branch1=(256, 288),
+                                 branch2=(256, 288, 320)),                     # Figure 18
+    block8=FactorizedWidths(in_channels=2080, branch0=192, branch1=(192, 224, 256)),  # Fig 19
     depths=(10, 20, 10),
     linear_last_block=True,
     final_conv=1536,
 )
 
 
-class InceptionResNet(nn.Module):
+class InceptionResNet(_StagedNetwork):
     """Figure 15, with widths from an ``InceptionResNetWidths`` table (``IR_V1``, ``IR_V2``).
 
     ``scales`` are the residual scaling factors of the A, B and C blocks. Section 3.3
@@ -551,6 +664,9 @@ class InceptionResNet(nn.Module):
     per-block values. 0.17 / 0.10 / 0.20 are those of the TF-slim Inception-ResNet-v2
     (and timm); v1 uses them too.
     """
+
+    stage_names = ("stem", "inception_resnet_a", "reduction_a", "inception_resnet_b",
+                   "reduction_b", "inception_resnet_c", "final_conv")
 
     def __init__(self, widths: InceptionResNetWidths, num_classes: int = 1000,
                  in_channels: int = 3, scales: tuple[float, float, float] = (0.17, 0.10, 0.20),
@@ -562,7 +678,7 @@ class InceptionResNet(nn.Module):
         self.stem = InceptionResNetStem(in_channels, w.stem_tail)  # v1 35x35x256, v2 35x35x320
         self.inception_resnet_a = nn.Sequential(
             *[Block35(**w.block35, scale=scale_a) for _ in range(depth_a)])
-        self.reduction_a = ReductionA(**w.reduction_a)                # v1 17x17x896, v2 x1088
+        self.reduction_a = ReductionA(w.block35["in_channels"], **w.reduction_a)  # v1 17x17x896
         self.inception_resnet_b = nn.Sequential(
             *[Block17(**w.block17, scale=scale_b) for _ in range(depth_b)])
         self.reduction_b = InceptionResNetReductionB(**w.reduction_b)  # v1 8x8x1792, v2 x2080
@@ -576,22 +692,6 @@ class InceptionResNet(nn.Module):
         self.final_conv = (BasicConv2d(w.block8["in_channels"], w.final_conv, 1)
                            if w.final_conv else nn.Identity())
         self.head = _head(w.features, num_classes, dropout)
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        _check_input(x)
-        x = self.stem(x)
-        x = self.inception_resnet_a(x)
-        x = self.reduction_a(x)
-        x = self.inception_resnet_b(x)
-        x = self.reduction_b(x)
-        x = self.inception_resnet_c(x)
-        return self.final_conv(x)
-
-    def forward_head(self, x: Tensor) -> Tensor:
-        return self.head(x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 # ---------------------------------------------------------------------------------------
