@@ -103,8 +103,8 @@ checks.expect_shape(block_a, (2, 192, 35, 35), (2, 256, 35, 35), what="Inception
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-# The same run of checks as the other blocks' hidden tests, written out on purpose: a test
-# cell is graded on its own and may use nothing another cell defines.
+# The same run of checks as the other blocks' hidden tests, written out on purpose: a helper
+# shared by the test cells would have to sit in a setup cell, which students see.
 checks.not_reference(InceptionFig5, allowed=(zoolib.BasicConv2d,), what="your InceptionFig5 class")
 checks.not_reference(block_a, allowed=(zoolib.BasicConv2d,), what="your InceptionFig5 block")
 for _c_in, _pool in ((192, 32), (256, 64), (288, 64)):
@@ -179,8 +179,8 @@ checks.expect_shape(block_b, (2, 768, 17, 17), (2, 768, 17, 17), what="Inception
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-# The same run of checks as the other blocks' hidden tests, written out on purpose: a test
-# cell is graded on its own and may use nothing another cell defines.
+# The same run of checks as the other blocks' hidden tests, written out on purpose: a helper
+# shared by the test cells would have to sit in a setup cell, which students see.
 checks.not_reference(InceptionFig6, allowed=(zoolib.BasicConv2d,), what="your InceptionFig6 class")
 checks.not_reference(block_b, allowed=(zoolib.BasicConv2d,), what="your InceptionFig6 block")
 for _c7 in (128, 160, 192):
@@ -259,8 +259,8 @@ checks.expect_shape(block_c, (2, 1280, 8, 8), (2, 2048, 8, 8), what="InceptionFi
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-# The same run of checks as the other blocks' hidden tests, written out on purpose: a test
-# cell is graded on its own and may use nothing another cell defines.
+# The same run of checks as the other blocks' hidden tests, written out on purpose: a helper
+# shared by the test cells would have to sit in a setup cell, which students see.
 checks.not_reference(InceptionFig7, allowed=(zoolib.BasicConv2d,), what="your InceptionFig7 class")
 checks.not_reference(block_c, allowed=(zoolib.BasicConv2d,), what="your InceptionFig7 block")
 checks.same_structure(block_c, zoolib.InceptionFig7(1280), (1, 1280, 8, 8),
@@ -324,8 +324,8 @@ checks.expect_shape(reduction, (2, 288, 35, 35), (2, 768, 17, 17), what="GridRed
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-# The same run of checks as the other blocks' hidden tests, written out on purpose: a test
-# cell is graded on its own and may use nothing another cell defines.
+# The same run of checks as the other blocks' hidden tests, written out on purpose: a helper
+# shared by the test cells would have to sit in a setup cell, which students see.
 checks.not_reference(GridReduction35to17, allowed=(zoolib.BasicConv2d,),
                      what="your GridReduction35to17 class")
 checks.not_reference(reduction, allowed=(zoolib.BasicConv2d,), what="your GridReduction35to17 block")

@@ -188,8 +188,8 @@ checks.expect_shape(same, (2, 64, 56, 56), (2, 64, 56, 56), what="ResidualBlock(
 ### BEGIN HIDDEN TESTS
 import zoolib
 
-# The same run of checks as assignment 6's blocks, written out on purpose: a test cell is
-# graded on its own and may use nothing another cell or assignment defines.
+# The same run of checks as assignment 6's blocks, written out on purpose: a helper shared
+# by the test cells would have to sit in a setup cell, which students see.
 checks.not_reference(ResidualBlock, what="your ResidualBlock class")
 checks.not_reference(same, what="your ResidualBlock")
 checks.same_structure(ResidualBlock(128, 128), zoolib.ResidualBlock(128, 128), (1, 128, 28, 28),
