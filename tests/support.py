@@ -1,5 +1,6 @@
 """What several test files share: parameter counts as PyTorch reports them, nbgrader run as an
-instructor runs it, and the gradebook's scores (read by the same code as ``make bench``)."""
+instructor runs it, and the hidden test lines of an assignment. Course copies, submissions and the
+gradebook's scores come from ``zoograde.coursekit``, which ``make bench`` uses too."""
 from __future__ import annotations
 
 import os
@@ -10,9 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from zoograde.bench import gradebook_scores  # noqa: F401  (re-exported for the tests)
-
 BIN = Path(sys.executable).parent
+COURSE = Path(__file__).resolve().parents[1] / "autograder"
 
 
 def n_params(module: nn.Module) -> int:
@@ -39,3 +39,23 @@ def randomize_batchnorm(model: nn.Module, scale: float = 0.5) -> None:
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and m.track_running_stats:
                 m.weight.uniform_(1 - scale, 1 + scale), m.bias.uniform_(-scale, scale)
                 m.running_mean.uniform_(-scale, scale), m.running_var.uniform_(1 - scale, 1 + scale)
+
+
+def hidden_lines(name: str) -> list[str]:
+    """The lines (over 25 characters) between BEGIN and END HIDDEN TESTS in the source notebook of ``name``: what
+    no release and no feedback may show. Read here independently of ``zoograde.preprocessors``, whose copy of this
+    loop is the code under test (it removes these lines from feedback)."""
+    import nbformat
+
+    nb = nbformat.read(COURSE / "source" / name / f"{name}.ipynb", as_version=4)
+    lines = []
+    for c in nb.cells:
+        inside = False
+        for line in c.source.splitlines():
+            if "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and len(line.strip()) > 25:
+                lines.append(line.strip())
+    return lines

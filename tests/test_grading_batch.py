@@ -27,7 +27,8 @@ from pathlib import Path
 import pytest
 
 import postgres
-from test_hostile import ASSIGNMENT, build_submission, released_course, scores
+from test_hostile import ASSIGNMENT, build_submission, released_course
+from zoograde.coursekit import gradebook_scores
 
 BIN = Path(sys.executable).parent
 WRONG = {"name": "wrong", "edits": [{"cell": "nin_network", "old": "NiNBlock(96, 256, 5, 1, 2)",
@@ -62,7 +63,7 @@ def zoo_grade(course: Path, *args: str, url: str | None = None, **kw) -> subproc
 
 
 def total(course: Path, student: str, url: str | None = None) -> float:
-    return sum(scores(course, student, url).values())
+    return sum(gradebook_scores(course, ASSIGNMENT, url)[student].values())
 
 
 def students(course: Path) -> list[str]:

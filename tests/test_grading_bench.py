@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import gradebook_scores
+from zoograde.coursekit import gradebook_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
