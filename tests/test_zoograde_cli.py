@@ -203,6 +203,7 @@ def test_collect_lms_zip_reports_every_malformed_file(tmp_path, berlin_time, cap
     before = {p for p in tmp_path.rglob("*")}
     assert run(course, "collect", A, str(zpath), "--max-mb", "0.002") == 1     # 2 KB: dave's 3 KB is too large
     out = capsys.readouterr().out
+    # one row per file of the zip above: a table, its rows alike in shape on purpose
     assert collect_csv(course) == {
         "smithjane_12345_67890_04_inception.ipynb": ("smithjane", "collected"),
         "alice_99_04_inception-1.ipynb": ("alice", "collected"),
