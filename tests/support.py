@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from zoograde.coursekit import tool_env
 
 BIN = Path(sys.executable).parent
 COURSE = Path(__file__).resolve().parents[1] / "autograder"
@@ -22,10 +23,8 @@ def n_params(module: nn.Module) -> int:
 def nbgrader(course: Path, *args: str, env: dict | None = None, timeout: int = 1800) -> subprocess.CompletedProcess:
     """``nbgrader ARGS`` in ``course``, with this venv's bin first on the PATH (nbgrader runs ``alembic``);
     fails the test with nbgrader's output if it fails."""
-    env = {**os.environ, **(env or {})}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    run = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=env, capture_output=True, text=True,
-                         timeout=timeout)
+    run = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=tool_env({**os.environ, **(env or {})}),
+                         capture_output=True, text=True, timeout=timeout)
     assert run.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{(run.stdout + run.stderr)[-4000:]}"
     return run
 

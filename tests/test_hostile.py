@@ -22,7 +22,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ import yaml
 import support
 from test_autograder import _cases, _combined_variants, _variant_edits
 from zoograde.coursekit import (answered, apply_edits, cell_of, copy_course, grade_id, gradebook_scores,
-                                solution_cells, submission_path, write_submission)
+                                solution_cells, submission_path, tool_env, write_submission)
 
 # Plain nbgrader grades the 60-odd submissions one after the other, inside a module fixture.
 pytestmark = pytest.mark.timeout(1800)
@@ -52,7 +51,6 @@ CASES += [{"name": f"variant{k}", "edits": _variant_edits(combo), "points": FULL
           for k, combo in enumerate(_combined_variants(ASSIGNMENT))]
 SUBMISSIONS = CORPUS["submissions"] + CASES
 NAMES = [s["name"] for s in SUBMISSIONS]
-BIN = Path(sys.executable).parent
 ESCAPES = ["escaped.txt", "escaped-too.txt"]
 OS_ATTACKS = [s for s in CORPUS["submissions"] if s["name"].startswith("os_")]
 NO_AUDIT = [{**s, "name": f"noaudit_{s['name']}"} for s in OS_ATTACKS]
@@ -66,9 +64,8 @@ GRADER_WRITES = ("autograded", "feedback", "exports", ".zoograde", "gradebook.db
 
 
 def _env() -> dict:
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "ZOOGRADE_TIME_LIMIT": str(LIMITS["time_limit"]), "ZOOGRADE_CELL_TIME_LIMIT": str(LIMITS["cell_time_limit"]),
-            "ZOOGRADE_MEMORY_LIMIT": str(LIMITS["memory_limit_mb"])}
+    return {**tool_env(), "ZOOGRADE_TIME_LIMIT": str(LIMITS["time_limit"]),
+            "ZOOGRADE_CELL_TIME_LIMIT": str(LIMITS["cell_time_limit"]), "ZOOGRADE_MEMORY_LIMIT": str(LIMITS["memory_limit_mb"])}
 
 
 def nbgrader(course: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:

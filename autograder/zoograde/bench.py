@@ -77,7 +77,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .coursekit import (EditError, answered, apply_edits, copy_course, gradebook_scores, solution_cells,
-                        write_submission)
+                        tool_env, write_submission)
 
 COURSE = Path(__file__).resolve().parents[1]
 DEFAULT_ASSIGNMENT = "03_network_in_network"
@@ -158,9 +158,7 @@ def _bin() -> Path:
 
 def _env() -> dict:
     """The environment of nbgrader: the venv's bin first (nbgrader runs ``alembic``), no shared gradebook."""
-    env = {k: v for k, v in os.environ.items() if k != "ZOO_GRADEBOOK_URL"}
-    env["PATH"] = os.pathsep.join([str(_bin()), env.get("PATH", "")])
-    return env
+    return tool_env({k: v for k, v in os.environ.items() if k != "ZOO_GRADEBOOK_URL"})
 
 
 def nbgrader(course: Path, *args: str, timeout: float | None = None) -> float:

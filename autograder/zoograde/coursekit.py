@@ -8,12 +8,22 @@ gradebook holds afterwards. The package's bench cannot import ``tests/``, so thi
 from __future__ import annotations
 
 import copy
+import os
 import shutil
+import sys
 from pathlib import Path
 
 # What a copy of the course leaves behind: everything grading writes, and local leftovers.
 IGNORE = ("gradebook.db", "gradebook.db-*", "release", "submitted", "autograded", "feedback", "exports",
           ".zoograde", "__pycache__", "*.csv")
+
+
+def tool_env(env: dict | None = None) -> dict:
+    """``env`` (default: this process's environment) with this Python's bin folder first on the PATH, where
+    ``nbgrader``, ``zoo-grade`` and ``dask`` are, and the ``alembic`` that nbgrader runs."""
+    env = dict(os.environ if env is None else env)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
 
 
 class EditError(ValueError):
