@@ -13,19 +13,18 @@ On a temporary copy of ``autograder/``, with nbgrader's own commands (autogradin
 """
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import os
 import re
-import shutil
 import statistics
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
-from support import gradebook_scores, nbgrader
+from support import hidden_lines, nbgrader
+from zoograde.coursekit import answered, apply_edits, copy_course, gradebook_scores, solution_cells, write_submission
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = ROOT / "autograder"
@@ -35,27 +34,6 @@ if os.environ.get("ZOO_ASSIGNMENTS"):  # while writing an assignment: grade only
 # The session fixture grades every submission (reference, blank, book page, each wrong case and the combined
 # correct variants: about 110 notebooks); its setup counts towards the first test's time limit.
 pytestmark = pytest.mark.timeout(3600)
-
-
-def _solution_cells(name: str) -> dict[str, str]:
-    from zoograde.bench import solution_cells
-
-    return solution_cells(COURSE, name)
-
-
-def _hidden_lines(name: str) -> list[str]:
-    nb = nbformat.read(COURSE / "source" / name / f"{name}.ipynb", as_version=4)
-    lines = []
-    for c in nb.cells:
-        inside = False
-        for line in c.source.splitlines():
-            if "BEGIN HIDDEN TESTS" in line:
-                inside = True
-            elif "END HIDDEN TESTS" in line:
-                inside = False
-            elif inside and len(line.strip()) > 25:
-                lines.append(line.strip())
-    return lines
 
 
 def _cases(name: str) -> dict:
@@ -96,15 +74,12 @@ def test_every_assignment_has_graded_blocks_and_cases():
 @pytest.fixture(scope="session")
 def graded(tmp_path_factory):
     """Release every assignment, submit the reference, the blank release and the wrong cases; grade all."""
-    course = tmp_path_factory.mktemp("course")
-    shutil.copytree(COURSE, course, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("gradebook.db", "release", "submitted", "autograded", "feedback",
-                                                  "__pycache__", "*.csv"))
+    course = copy_course(COURSE, tmp_path_factory.mktemp("course"))
     students: dict[str, dict] = {}
     for name in ASSIGNMENTS:
         nbgrader(course, "generate_assignment", name, "--force")
         release = nbformat.read(course / "release" / name / f"{name}.ipynb", as_version=4)
-        solutions = _solution_cells(name)
+        solutions = solution_cells(COURSE, name)
         cases = _cases(name)
         plan = [("reference", [], None), ("blank", None, None)] + [
             (f"case{i}", case["edits"], case) for i, case in enumerate(cases["cases"])] + [
@@ -113,20 +88,11 @@ def graded(tmp_path_factory):
         plan.append(("book", [], None))   # the reference answers, in the notebook downloaded from the book
         book_page = nbformat.read(ROOT / "book" / "assignments" / f"{name}.ipynb", as_version=4)
         for student, edits, case in plan:
-            nb = copy.deepcopy(book_page if student == "book" else release)
-            if edits is not None:
-                for cell in nb.cells:
-                    gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-                    if gid in solutions:
-                        cell.source = solutions[gid]
-                for edit in edits:
-                    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == edit["cell"])
-                    assert edit["old"] in cell.source, f"{name}/{case['name']}: {edit['old']!r} not in {edit['cell']}"
-                    assert edit["cell"] in solutions, f"{name}/{case['name']}: {edit['cell']} is not an answer cell"
-                    cell.source = cell.source.replace(edit["old"], edit["new"])
-            target = course / "submitted" / student / name / f"{name}.ipynb"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(nb, target)
+            nb = book_page if student == "book" else release
+            if edits is not None:  # the blank hands in the release as it is
+                nb = answered(nb, solutions)
+                apply_edits(nb, edits, where=f"{name}/{case['name'] if case else student}", answer_cells=solutions)
+            write_submission(course, student, name, nb)
             students.setdefault(name, {})[student] = case
     # Grading with zoo-grade's engine: nbgrader's Autograde per submission, two at a time, on one local Dask
     # cluster for all assignments (plain `nbgrader autograde` is exercised by tests/test_hostile.py).
@@ -154,9 +120,9 @@ def test_release_has_no_solutions_or_hidden_tests(graded, name):
     course, _ = graded
     text = (course / "release" / name / f"{name}.ipynb").read_text()
     assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
-    leaked = [line for line in _hidden_lines(name) if line in text]
+    leaked = [line for line in hidden_lines(name) if line in text]
     assert not leaked, f"hidden test lines in the release: {leaked[:3]}"
-    solutions = [l.strip() for s in _solution_cells(name).values() for l in s.splitlines()
+    solutions = [l.strip() for s in solution_cells(COURSE, name).values() for l in s.splitlines()
                  if len(l.strip()) > 30 and not l.strip().startswith(("def ", "class ", "return", '"""', "super"))]
     assert not [l for l in solutions if l in text], "solution code in the release"
 
@@ -184,7 +150,7 @@ def test_wrong_submission_scores_its_points_and_is_told_why(graded, name, index)
         assert case.get("feedback"), f"{case['name']}: a wrong case must pin the words of its message"
     for message in case.get("feedback", []):  # correct variants pin none
         assert message in text, f"{case['name']}: feedback lacks {message!r}"
-    leaked = [line for line in _hidden_lines(name) if line in text]
+    leaked = [line for line in hidden_lines(name) if line in text]
     assert not leaked, f"hidden tests in the feedback: {leaked[:2]}"
 
 

@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 import yaml
+from zoolib.plots import SMALLEST_TEXT_KEY   # the PNG text chunk (and SVG description) book_png/book_svg write
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
@@ -43,7 +44,6 @@ HOW_TO_GET_CHROMIUM = (
     "  - Playwright's own build (needs the network once): .venv/bin/playwright install chromium\n"
     "  - another Chrome or Chromium: CHROMIUM=/path/to/chrome make test")
 MIN_TEXT_SHARE = 0.70      # no figure text smaller than 70 % of the body text (issue 13)
-SMALLEST_TEXT_KEY = "zoo:smallest-text-pt"   # written by zoolib.plots.book_png
 VIEWPORT = {"width": 1280, "height": 900}
 
 

@@ -27,7 +27,8 @@ from pathlib import Path
 import pytest
 
 import postgres
-from test_hostile import ASSIGNMENT, build_submission, released_course, scores
+from test_hostile import ASSIGNMENT, build_submission, released_course
+from zoograde.coursekit import gradebook_scores, tool_env
 
 BIN = Path(sys.executable).parent
 WRONG = {"name": "wrong", "edits": [{"cell": "nin_network", "old": "NiNBlock(96, 256, 5, 1, 2)",
@@ -49,7 +50,7 @@ def expected(student: str) -> float:
 
 
 def zoo_grade(course: Path, *args: str, url: str | None = None, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **kw.get("env", {})}
+    env = {**tool_env(), **kw.get("env", {})}
     if url:
         env["ZOO_GRADEBOOK_URL"] = url
     command = [str(BIN / "zoo-grade"), "--course", str(course), *args]
@@ -62,7 +63,7 @@ def zoo_grade(course: Path, *args: str, url: str | None = None, **kw) -> subproc
 
 
 def total(course: Path, student: str, url: str | None = None) -> float:
-    return sum(scores(course, student, url).values())
+    return sum(gradebook_scores(course, ASSIGNMENT, url)[student].values())
 
 
 def students(course: Path) -> list[str]:
@@ -191,7 +192,7 @@ def _scheduler_address(info: Path, scheduler: subprocess.Popen, seconds: float =
 def test_the_same_command_runs_on_a_dask_cluster(tmp_path):
     """`dask scheduler` and `dask worker` as separate programs, as on several machines."""
     course = make_course(tmp_path, references=1)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = tool_env()
     info = tmp_path / "scheduler.json"
     scheduler = subprocess.Popen([str(BIN / "dask"), "scheduler", "--scheduler-file", str(info), "--host",
                                   "127.0.0.1", "--port", "0", "--no-dashboard"], env=env,

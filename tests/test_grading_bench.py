@@ -19,10 +19,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import gradebook_scores
+from zoograde.coursekit import gradebook_scores, tool_env
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 ASSIGNMENT = "03_network_in_network"
 
 
@@ -30,8 +29,7 @@ ASSIGNMENT = "03_network_in_network"
 def bench_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("grading-bench")
     out_csv = tmp / "bench-grading.csv"
-    env = {k: v for k, v in os.environ.items() if k != "ZOO_GRADEBOOK_URL"}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env = tool_env({k: v for k, v in os.environ.items() if k != "ZOO_GRADEBOOK_URL"})
     run = subprocess.run([sys.executable, "-m", "zoograde.bench", "--n", "4", "--no-marginal", "--csv", str(out_csv),
                           "--workdir", str(tmp), "--keep"], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=600)

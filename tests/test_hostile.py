@@ -15,7 +15,6 @@ the gradebook, the other students, the grader's processes and its loopback as th
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import html
 import os
@@ -23,7 +22,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +30,9 @@ import nbformat
 import pytest
 import yaml
 import support
-from test_autograder import _cases, _combined_variants, _hidden_lines, _variant_edits
-from zoograde.bench import IGNORE, solution_cells
+from test_autograder import _cases, _combined_variants, _variant_edits
+from zoograde.coursekit import (answered, apply_edits, cell_of, copy_course, grade_id, gradebook_scores,
+                                solution_cells, submission_path, tool_env, write_submission)
 
 # Plain nbgrader grades the 60-odd submissions one after the other, inside a module fixture.
 pytestmark = pytest.mark.timeout(1800)
@@ -52,7 +51,6 @@ CASES += [{"name": f"variant{k}", "edits": _variant_edits(combo), "points": FULL
           for k, combo in enumerate(_combined_variants(ASSIGNMENT))]
 SUBMISSIONS = CORPUS["submissions"] + CASES
 NAMES = [s["name"] for s in SUBMISSIONS]
-BIN = Path(sys.executable).parent
 ESCAPES = ["escaped.txt", "escaped-too.txt"]
 OS_ATTACKS = [s for s in CORPUS["submissions"] if s["name"].startswith("os_")]
 NO_AUDIT = [{**s, "name": f"noaudit_{s['name']}"} for s in OS_ATTACKS]
@@ -66,63 +64,47 @@ GRADER_WRITES = ("autograded", "feedback", "exports", ".zoograde", "gradebook.db
 
 
 def _env() -> dict:
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "ZOOGRADE_TIME_LIMIT": str(LIMITS["time_limit"]), "ZOOGRADE_CELL_TIME_LIMIT": str(LIMITS["cell_time_limit"]),
-            "ZOOGRADE_MEMORY_LIMIT": str(LIMITS["memory_limit_mb"])}
+    return {**tool_env(), "ZOOGRADE_TIME_LIMIT": str(LIMITS["time_limit"]),
+            "ZOOGRADE_CELL_TIME_LIMIT": str(LIMITS["cell_time_limit"]), "ZOOGRADE_MEMORY_LIMIT": str(LIMITS["memory_limit_mb"])}
 
 
 def nbgrader(course: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return support.nbgrader(course, *args, env={**_env(), **(env or {})})
 
 
-def _cell(nb, gid):
-    return next(c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == gid)
-
-
 def build_submission(course: Path, spec: dict) -> Path:
     """Write one corpus submission to submitted/<name>/<assignment>/<assignment>.ipynb."""
-    target = course / "submitted" / spec["name"] / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    target.parent.mkdir(parents=True, exist_ok=True)
     if "file" in spec:
-        target.write_text(spec["file"])
-        return target
-    release = nbformat.read(course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+        return write_submission(course, spec["name"], ASSIGNMENT, spec["file"])
     if spec.get("notebook") == "empty":
-        nbformat.write(nbformat.v4.new_notebook(), target)
-        return target
-    nb = copy.deepcopy(release)
+        return write_submission(course, spec["name"], ASSIGNMENT, nbformat.v4.new_notebook())
+    nb = nbformat.read(course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
     if spec.get("notebook") != "release":
-        for gid, answer in solution_cells(course, ASSIGNMENT).items():
-            _cell(nb, gid).source = answer
-    for edit in spec.get("edits", []):
-        cell = _cell(nb, edit["cell"])
-        assert edit["old"] in cell.source, f"{spec['name']}: {edit['old']!r} not in {edit['cell']}"
-        cell.source = cell.source.replace(edit["old"], edit["new"])
+        nb = answered(nb, solution_cells(course, ASSIGNMENT))
+    apply_edits(nb, spec.get("edits", []), where=spec["name"])
     for gid, code in spec.get("append", {}).items():
-        _cell(nb, gid).source += "\n" + code
+        cell_of(nb, gid).source += "\n" + code
     for gid, code in spec.get("replace", {}).items():
-        _cell(nb, gid).source = code
+        cell_of(nb, gid).source = code
     for gid, fields in spec.get("metadata", {}).items():
-        _cell(nb, gid).metadata["nbgrader"].update(fields)
+        cell_of(nb, gid).metadata["nbgrader"].update(fields)
     for gid, size in spec.get("outputs", {}).items():
-        _cell(nb, gid).outputs = [nbformat.v4.new_output("stream", name="stdout", text="y" * size)]
+        cell_of(nb, gid).outputs = [nbformat.v4.new_output("stream", name="stdout", text="y" * size)]
     for extra in spec.get("extra_cells", []):
         source = extra["source"].replace("@COURSE@", str(course)).replace("@PORT@", str(LOOPBACK.getsockname()[1]))
         cell = nbformat.v4.new_code_cell(source)
         if "nbgrader" in extra:
             cell.metadata["nbgrader"] = dict(extra["nbgrader"])
         nb.cells.append(cell)
-    nb.cells = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-                not in set(spec.get("delete", []))]
+    nb.cells = [c for c in nb.cells if grade_id(c) not in set(spec.get("delete", []))]
     nb.cells += [nbformat.v4.new_code_cell("") for _ in range(spec.get("many_cells", 0))]
-    nbformat.write(nb, target)
-    return target
+    return write_submission(course, spec["name"], ASSIGNMENT, nb)
 
 
 def released_course(tmp: Path, env: dict | None = None) -> Path:
     """A fresh copy of the course (no gradebook, no submissions) with the assignment released."""
     course = tmp / "course"
-    shutil.copytree(COURSE, course, ignore=shutil.ignore_patterns(*IGNORE, "hostile"))
+    copy_course(COURSE, course, "hostile")
     nbgrader(course, "generate_assignment", ASSIGNMENT, "--force", env=env)
     return course
 
@@ -150,12 +132,6 @@ def no_connection_came() -> bool:
     return False
 
 
-def scores(course: Path, student: str, url: str | None = None) -> dict[str, float]:
-    from nbgrader.api import Gradebook
-
-    with Gradebook(url or f"sqlite:///{course / 'gradebook.db'}") as gb:
-        nb = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student)
-        return {g.name: g.score for g in nb.grades}
 
 
 @dataclass
@@ -165,6 +141,7 @@ class Graded:
     outside: dict            # outside_files() before grading
     results: dict            # student -> zoo-grade's result (notes, status); empty for plain nbgrader
     no_connection: bool      # no kernel reached the grader's loopback
+    scores: dict             # student -> {grade_id: points}, from the gradebook
 
 
 def _leftovers() -> list[Path]:
@@ -195,7 +172,7 @@ def parallel(tmp_path_factory):
         os.environ.clear()
         os.environ.update(saved)
     nbgrader(course, "generate_feedback", ASSIGNMENT, "--force")
-    return Graded(course, digests, outside, results, no_connection_came())
+    return Graded(course, digests, outside, results, no_connection_came(), gradebook_scores(course, ASSIGNMENT))
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +192,7 @@ def plain(tmp_path_factory):
     no_audit.rmdir()
     run = nbgrader(course, "autograde", ASSIGNMENT, env={"ZOOGRADE_AUDIT": "0"})
     assert "noaudit_os_signals" in run.stdout + run.stderr  # the second run graded the attacks
-    return Graded(course, digests, outside, {}, no_connection_came())
+    return Graded(course, digests, outside, {}, no_connection_came(), gradebook_scores(course, ASSIGNMENT))
 
 
 ALL = SUBMISSIONS + NO_AUDIT
@@ -232,7 +209,7 @@ def test_the_batch_grades_every_submission(parallel):
 
 @pytest.mark.parametrize("name", [s["name"] for s in ALL])
 def test_parallel_scores_exactly_the_earned_points(parallel, name):
-    assert scores(parallel.course, name) == {k: float(v) for k, v in _spec(name)["points"].items()}
+    assert parallel.scores[name] == {k: float(v) for k, v in _spec(name)["points"].items()}
 
 
 @pytest.mark.parametrize("name", [s["name"] for s in ALL])
@@ -250,12 +227,12 @@ def test_feedback_says_what_happened_and_shows_no_hidden_test(parallel, name):
     # compared with every kind of space (no-break, zero-width) and compatibility form folded away
     folded = _fold(text)
     # a line the student wrote in their own answers (a variant's `with torch.device("meta"):`) is not a leak
-    handed_in = parallel.course / "submitted" / name / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    handed_in = submission_path(parallel.course, name, ASSIGNMENT)
     try:
         own = _fold(" ".join(c.source for c in nbformat.read(handed_in, as_version=4).cells))
     except Exception:  # noqa: BLE001 - the corpus holds notebooks that do not parse
         own = ""
-    leaked = [line for line in _hidden_lines(ASSIGNMENT) if _fold(line) in folded and _fold(line) not in own]
+    leaked = [line for line in support.hidden_lines(ASSIGNMENT) if _fold(line) in folded and _fold(line) not in own]
     assert not leaked, f"{name}: hidden test lines in the feedback: {leaked[:2]}"
 
 
@@ -275,7 +252,7 @@ def test_nothing_outside_the_submission_folders_changed(request, engine):
         assert not leftover.exists(), leftover
     assert (course / "autograded" / "write_outside" / ASSIGNMENT / "inside.txt").exists()
     for name, digest in graded.digests.items():  # every file handed in is still there, unchanged
-        path = course / "submitted" / name / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+        path = submission_path(course, name, ASSIGNMENT)
         assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, name
     for spec in OS_ATTACKS + NO_AUDIT:  # what a kernel left in its copy came back as data, never as a link
         folder = course / "autograded" / spec["name"] / ASSIGNMENT
@@ -299,4 +276,4 @@ def test_no_kernel_wrote_the_gradebook(request, engine):
 
 @pytest.mark.parametrize("name", [s["name"] for s in ALL])
 def test_plain_nbgrader_gives_the_same_scores(plain, name):
-    assert scores(plain.course, name) == {k: float(v) for k, v in _spec(name)["points"].items()}
+    assert plain.scores[name] == {k: float(v) for k, v in _spec(name)["points"].items()}

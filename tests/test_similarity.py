@@ -12,12 +12,12 @@ import csv
 import hashlib
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from zoograde import cli, similarity, synthetic  # noqa: E402
+from zoograde.coursekit import copy_course, grade_id, write_submission
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = ROOT / "autograder"
@@ -53,17 +53,13 @@ def style(i: int) -> dict[str, str]:
 
 
 def write(course: Path, student: str, nb: dict | str) -> Path:
-    path = course / "submitted" / student / A / f"{A}.ipynb"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(nb if isinstance(nb, str) else json.dumps(nb))
-    return path
+    # as JSON text: some of these notebooks are malformed on purpose, and nbformat would not write them
+    return write_submission(course, student, A, nb if isinstance(nb, str) else json.dumps(nb))
 
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    course = tmp_path_factory.mktemp("similarity") / "course"
-    shutil.copytree(COURSE, course, ignore=shutil.ignore_patterns(
-        "gradebook.db", "release", "submitted", "autograded", "feedback", "exports", "__pycache__", "*.csv"))
+    course = copy_course(COURSE, tmp_path_factory.mktemp("similarity") / "course")
     for student, i in (("ada", 1), ("ben", 2), ("cy", 3), ("dee", 0)):   # four honest styles
         write(course, student, synthetic.notebook_with(style(i)))
     write(course, "eve", synthetic.notebook_with({c: disguise(t) for c, t in style(1).items()}))   # copies ada
@@ -77,7 +73,7 @@ def course(tmp_path_factory):
     huge["aux_loss"] += "\n".join(f"x_{k} = {k}" for k in range(5000))     # ~50 kB in one cell
     huge["stage3"] = huge["stage3"].replace("):", ")", 1)                  # and a syntax error
     ivy = synthetic.notebook_with(huge)
-    ivy["cells"] = [c for c in ivy["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") != "inception_macs"]
+    ivy["cells"] = [c for c in ivy["cells"] if grade_id(c) != "inception_macs"]
     write(course, "ivy", ivy)
     write(course, "jo", {"cells": ["text", {"metadata": [], "source": 3}, {"metadata": {"nbgrader": {"grade_id": []}}}],
                          "nbformat": 4})                                   # cells that are not cells

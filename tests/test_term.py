@@ -13,13 +13,13 @@ import datetime as dt
 import json
 import math
 import os
-import shutil
 import warnings
 from pathlib import Path
 
 import pytest
 
 from zoograde import cli, synthetic
+from zoograde.coursekit import copy_course, write_submission
 from zoograde import course as zc
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
@@ -74,8 +74,7 @@ def submission(course: Path, student: str):
 def term(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("term")
     course = tmp / "course"
-    shutil.copytree(ROOT / "autograder", course, ignore=shutil.ignore_patterns(
-        "gradebook.db", "release", "submitted", "autograded", "feedback", "exports", "__pycache__", "*.csv"))
+    copy_course(ROOT / "autograder", course)
     with (course / "nbgrader_config.py").open("a") as fh:
         fh.write(POLICY)
     assert run(course, "release", A) == 0
@@ -153,7 +152,7 @@ def test_regrade_one_cell_keeps_manual_scores_and_logs(term):
     cells, penalty, _, total = submission(term, "bo")
     assert total == pytest.approx((1.5 + 4 + 2.5 + 2) * 0.7)
     # bo's file changes in two answers; only the cell asked for is regraded
-    (term / "submitted" / "bo" / A / f"{A}.ipynb").write_text(notebook(("aux_loss", "inception_macs")))
+    write_submission(term, "bo", A, notebook(("aux_loss", "inception_macs")))
     assert run(term, "autograde", A, "--student", "bo", "--cell", "test_aux_loss", "--no-progress",
                "--workers", "1") == 0
     cells, penalty, _, total = submission(term, "bo")
@@ -289,8 +288,7 @@ def test_policy_errors_name_the_entry(entry, message):
 
 def test_autograde_refuses_a_broken_policy(tmp_path, capsys):
     course = tmp_path / "course"
-    shutil.copytree(ROOT / "autograder", course, ignore=shutil.ignore_patterns(
-        "gradebook.db", "release", "submitted", "autograded", "feedback", "exports", "__pycache__", "*.csv"))
+    copy_course(ROOT / "autograder", course)
     with (course / "nbgrader_config.py").open("a") as fh:
         fh.write(f'c.DeadlinePolicy.assignments = {{"{A}": {{"due": "next friday"}}}}\n')
     assert run(course, "autograde", A, "--no-progress") == 1

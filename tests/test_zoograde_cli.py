@@ -26,7 +26,7 @@ COURSE = ROOT / "autograder"
 ASSIGNMENTS = sorted(p.name for p in (COURSE / "source").iterdir() if (p / f"{p.name}.ipynb").is_file())
 A = "04_inception"
 
-from zoograde import cli  # noqa: E402
+from zoograde import cli, coursekit  # noqa: E402
 from zoograde import course as zc  # noqa: E402
 from zoograde import report as zreport  # noqa: E402
 
@@ -34,9 +34,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # n
 
 
 def copy_course(dest: Path) -> Path:
-    shutil.copytree(COURSE, dest, ignore=shutil.ignore_patterns(
-        "gradebook.db", "release", "submitted", "autograded", "feedback", "exports", "__pycache__", "*.csv"))
-    return dest
+    return coursekit.copy_course(COURSE, dest)
 
 
 def run(course: Path, *args: str) -> int:
@@ -169,7 +167,7 @@ def collect_csv(course: Path, name: str = A) -> dict[str, tuple[str, str]]:
 
 
 def submitted(course: Path, student: str) -> Path:
-    return course / "submitted" / student / A / f"{A}.ipynb"
+    return coursekit.submission_path(course, student, A)
 
 
 @pytest.fixture
@@ -205,6 +203,7 @@ def test_collect_lms_zip_reports_every_malformed_file(tmp_path, berlin_time, cap
     before = {p for p in tmp_path.rglob("*")}
     assert run(course, "collect", A, str(zpath), "--max-mb", "0.002") == 1     # 2 KB: dave's 3 KB is too large
     out = capsys.readouterr().out
+    # one row per file of the zip above: a table, its rows alike in shape on purpose
     assert collect_csv(course) == {
         "smithjane_12345_67890_04_inception.ipynb": ("smithjane", "collected"),
         "alice_99_04_inception-1.ipynb": ("alice", "collected"),

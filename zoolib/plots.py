@@ -43,6 +43,14 @@ def drawn_font_sizes(fig) -> list[float]:
     return sorted(sizes)
 
 
+def _save_as_shown(fig, buffer, fmt: str, metadata: dict, **kw):
+    """``fig`` saved into ``buffer`` as the inline backend shows it (cropped, its own face and edge
+    colours), with ``metadata``; the buffer's contents."""
+    fig.savefig(buffer, format=fmt, bbox_inches="tight", facecolor=fig.get_facecolor(),
+                edgecolor=fig.get_edgecolor(), metadata=metadata, **kw)
+    return buffer.getvalue()
+
+
 def book_png(fig) -> bytes | None:
     """``fig`` as the PNG the inline backend would show, tagged with its smallest text size;
     None for a drawing, which :func:`book_svg` shows instead."""
@@ -50,10 +58,7 @@ def book_png(fig) -> bytes | None:
         return None
     sizes = drawn_font_sizes(fig)
     meta = {SMALLEST_TEXT_KEY: f"{sizes[0]:g}"} if sizes else {}
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=fig.dpi, bbox_inches="tight", facecolor=fig.get_facecolor(),
-                edgecolor=fig.get_edgecolor(), metadata=meta)
-    return png.getvalue()
+    return _save_as_shown(fig, io.BytesIO(), "png", meta, dpi=fig.dpi)
 
 
 def book_svg(fig) -> str | None:
@@ -68,11 +73,8 @@ def book_svg(fig) -> str | None:
         return None
     sizes = drawn_font_sizes(fig)
     meta = {"Date": None, "Description": f"{SMALLEST_TEXT_KEY}={sizes[0]:g}" if sizes else None}
-    svg = io.StringIO()
     with mpl.rc_context({"svg.hashsalt": "zoolib", "svg.fonttype": "path"}):
-        fig.savefig(svg, format="svg", bbox_inches="tight", facecolor=fig.get_facecolor(),
-                    edgecolor=fig.get_edgecolor(), metadata=meta)
-    return svg.getvalue()
+        return _save_as_shown(fig, io.StringIO(), "svg", meta)
 
 
 def use_book_figures() -> bool:

@@ -213,6 +213,7 @@ checks.stage_shapes(net, (1, 3, 224, 224), [(96, 54, 54), (96, 26, 26), (256, 26
 _drop = [m for m in net if isinstance(m, nn.Dropout)]
 assert len(_drop) == 1 and _drop[0].p == 0.5, "nin needs one nn.Dropout(0.5), between the last max pool and the class block"
 
+# Defined again, as in test_nin_block, on purpose: a test cell must not rely on another having run to its end.
 def _out_of_place(_model):
     """The reference with ordinary ReLUs: an in-place ReLU would overwrite the layer outputs a diagnosis compares."""
     for _m in _model.modules():

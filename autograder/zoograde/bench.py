@@ -76,12 +76,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .coursekit import (EditError, answered, apply_edits, copy_course, gradebook_scores, solution_cells,
+                        tool_env, write_submission)
+
 COURSE = Path(__file__).resolve().parents[1]
 DEFAULT_ASSIGNMENT = "03_network_in_network"
 SPEEDUP_GOAL = 1.8       # with 2 workers on 2 cores (issue 10)
 MARGINAL_GOAL = 1.0      # seconds per notebook (issue 10)
-IGNORE = ("gradebook.db", "gradebook.db-*", "release", "submitted", "autograded", "feedback", "exports",
-          ".zoograde", "__pycache__", "*.csv")
 CSV_COLUMNS = ("date", "host", "assignment", "n", "workers", "cores", "sequential_s", "parallel_s", "speedup",
                "sequential_s_per_nb", "parallel_s_per_nb", "work_s_per_nb", "marginal_n", "marginal_parallel_s",
                "marginal_s_per_nb", "speedup_goal", "marginal_goal", "scores_identical", "scores_expected",
@@ -123,20 +124,6 @@ def _read_yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
-def solution_cells(course: Path, assignment: str) -> dict[str, str]:
-    """grade_id -> the reference answer (the source's solution cell without its BEGIN/END SOLUTION lines)."""
-    import nbformat
-
-    nb = nbformat.read(course / "source" / assignment / f"{assignment}.ipynb", as_version=4)
-    out = {}
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            out[meta["grade_id"]] = "\n".join(line for line in cell.source.splitlines()
-                                              if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
-    return out
-
-
 def write_submissions(course: Path, assignment: str, n: int) -> list[Student]:
     """Put ``n`` submissions into ``course/submitted/`` (the release must exist); returns the class."""
     import nbformat
@@ -147,26 +134,17 @@ def write_submissions(course: Path, assignment: str, n: int) -> list[Student]:
     cases = _read_yaml(cases_file)["cases"] if cases_file.is_file() else []
     students = []
     for i, kind in enumerate(class_plan(n, cases)):
-        nb = copy.deepcopy(release)
+        nb = copy.deepcopy(release) if kind == "blank" else answered(release, solutions)
         expected = None
-        if kind != "blank":
-            for cell in nb.cells:
-                gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-                if gid in solutions:
-                    cell.source = solutions[gid]
         if kind.startswith("case"):
             case = cases[int(kind[4:])]
             expected = {k: float(v) for k, v in case["points"].items()}
-            for edit in case["edits"]:
-                cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == edit["cell"])
-                if edit["old"] not in cell.source:
-                    raise BenchError(f"{cases_file.name}, case {case['name']!r}: {edit['old']!r} is not in the "
-                                     f"reference of cell {edit['cell']!r}")
-                cell.source = cell.source.replace(edit["old"], edit["new"])
+            try:
+                apply_edits(nb, case["edits"], where=f"{cases_file.name}, case {case['name']!r}")
+            except EditError as e:
+                raise BenchError(str(e)) from None
         student = Student(f"s{i:03d}-{kind}", kind, expected)
-        target = course / "submitted" / student.id / assignment / f"{assignment}.ipynb"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, target)
+        write_submission(course, student.id, assignment, nb)
         students.append(student)
     return students
 
@@ -180,9 +158,7 @@ def _bin() -> Path:
 
 def _env() -> dict:
     """The environment of nbgrader: the venv's bin first (nbgrader runs ``alembic``), no shared gradebook."""
-    env = {k: v for k, v in os.environ.items() if k != "ZOO_GRADEBOOK_URL"}
-    env["PATH"] = os.pathsep.join([str(_bin()), env.get("PATH", "")])
-    return env
+    return tool_env({k: v for k, v in os.environ.items() if k != "ZOO_GRADEBOOK_URL"})
 
 
 def nbgrader(course: Path, *args: str, timeout: float | None = None) -> float:
@@ -207,29 +183,6 @@ def fresh_copy(template: Path, target: Path, students: list[Student] | None = No
             if folder.name not in keep:
                 shutil.rmtree(folder)
     return target
-
-
-def gradebook_scores(course: Path, assignment: str) -> dict[str, dict[str, float | None]]:
-    """student -> {grade_id: auto score} for every graded code cell of every submission of ``assignment``."""
-    import warnings
-
-    from nbgrader.api import Gradebook, MissingEntry
-
-    scores: dict[str, dict[str, float | None]] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-            try:
-                submissions = gb.find_assignment(assignment).submissions
-            except MissingEntry:
-                return scores
-            for submission in submissions:
-                cells = scores.setdefault(submission.student_id, {})
-                for nb in submission.notebooks:
-                    for grade in nb.grades:
-                        if grade.cell_type == "code":
-                            cells[grade.name] = None if grade.auto_score is None else float(grade.auto_score)
-    return scores
 
 
 def max_points(course: Path, assignment: str) -> dict[str, float]:
@@ -395,7 +348,7 @@ def run_bench(assignment: str = DEFAULT_ASSIGNMENT, n: int = 40, workers: int = 
     try:
         _say(f"preparing {n} submissions of {assignment} in {root}", quiet)
         template = root / "template"
-        shutil.copytree(COURSE, template, ignore=shutil.ignore_patterns(*IGNORE))
+        copy_course(COURSE, template)
         nbgrader(template, "generate_assignment", assignment, "--force")
         students = write_submissions(template, assignment, n)
         points = max_points(template, assignment)

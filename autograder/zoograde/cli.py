@@ -194,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the course folder (holding nbgrader_config.py); default: the working directory "
                              "if it holds one, else the repository's autograder/")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    # One block per command, alike in shape on purpose: each states its own help text and options in full,
+    # as `zoo-grade <command> --help` prints them.
 
     p = sub.add_parser("release", help="generate the student versions and the LMS zip",
                        description="nbgrader generate_assignment --force for each assignment (default: every "

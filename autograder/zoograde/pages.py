@@ -20,7 +20,7 @@ import yaml
 from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
 from traitlets.config import Config
 
-from .sources import ROOT, names
+from .sources import ROOT, generate, write_generated
 
 BOOK = ROOT.parent / "book" / "assignments"
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"  # as in nbgrader_config.py
@@ -82,18 +82,11 @@ def student_version(name: str) -> nbformat.NotebookNode:
 
 
 def write(name: str) -> Path:
-    BOOK.mkdir(parents=True, exist_ok=True)
-    out = BOOK / f"{name}.ipynb"
-    text = nbformat.writes(student_version(name)) + "\n"
-    if not out.exists() or out.read_text() != text:
-        out.write_text(text)
-    return out
+    return write_generated(student_version(name), BOOK / f"{name}.ipynb")
 
 
 def main(argv: list[str] | None = None) -> int:
-    for name in (argv if argv else names()):
-        print(write(name).relative_to(ROOT.parent))
-    return 0
+    return generate(argv, write)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ class ReportResult:
     table: str
     figure: object | None = None
 
+    # The files it wrote. SimilarityResult names its own the same way: alike in shape only, one short property each.
     @property
     def summary_path(self) -> Path:
         return self.folder / "summary.md"

@@ -75,6 +75,7 @@ class SimilarityResult:
     def flagged(self) -> list[Pair]:
         return [p for p in self.pairs if p.score >= self.threshold]
 
+    # The files it wrote, like ReportResult's: alike in shape only, one short property each.
     @property
     def html_path(self) -> Path:
         return self.folder / "index.html"

@@ -93,10 +93,8 @@ def to_notebook(cells: list[dict]) -> nbformat.NotebookNode:
     return nb
 
 
-def build(name: str) -> Path:
-    src = ASSIGNMENTS / f"{name}.py"
-    nb = to_notebook(parse(src.read_text(), str(src)))
-    out = SOURCE / name / f"{name}.ipynb"
+def write_generated(nb, out: Path) -> Path:
+    """Write ``nb`` to ``out`` only if its text changed, so that an unchanged file keeps its timestamp."""
     out.parent.mkdir(parents=True, exist_ok=True)
     text = nbformat.writes(nb) + "\n"
     if not out.exists() or out.read_text() != text:
@@ -104,14 +102,24 @@ def build(name: str) -> Path:
     return out
 
 
+def build(name: str) -> Path:
+    src = ASSIGNMENTS / f"{name}.py"
+    return write_generated(to_notebook(parse(src.read_text(), str(src))), SOURCE / name / f"{name}.ipynb")
+
+
 def names() -> list[str]:
     return sorted(p.stem for p in ASSIGNMENTS.glob("*.py"))
 
 
-def main(argv: list[str] | None = None) -> int:
+def generate(argv: list[str] | None, write_one) -> int:
+    """``write_one(name)`` for the assignments named in ``argv`` (default: all), printing each file written."""
     for name in (argv if argv else names()):
-        print(build(name).relative_to(ROOT.parent))
+        print(write_one(name).relative_to(ROOT.parent))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return generate(argv, build)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import random
 import sys
 from pathlib import Path
 
+from .coursekit import cell_of, copy_course, solution_cells
 from .sources import ROOT
 
 ASSIGNMENT = "04_inception"
@@ -184,8 +185,6 @@ COMMENTS = ["# my solution", "# follows Table 1 of the paper", "# TODO: check th
 
 def reference_answers(name: str = ASSIGNMENT) -> dict[str, str]:
     """grade_id -> the source notebook's solution cell, without nbgrader's solution markers."""
-    from .bench import solution_cells
-
     return {cell: text + "\n" for cell, text in solution_cells(ROOT, name).items()}
 
 
@@ -259,8 +258,7 @@ def write_class(folder: Path, n: int, seed: int = 0, name: str = ASSIGNMENT) -> 
         else:
             nb = notebook_with(answers, name) if answers else stub
             if i == n - 2 and n > 2:
-                cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "aux_loss")
-                cell["source"] += "\n" + "\n".join(f"x_{k} = {k}" for k in range(40_000))   # ~400 kB
+                cell_of(nb, "aux_loss")["source"] += "\n" + "\n".join(f"x_{k} = {k}" for k in range(40_000))   # ~400 kB
             path.write_text(json.dumps(nb, indent=1))
         students.append(student)
     return students
@@ -271,7 +269,6 @@ def time_similarity(n: int, csv_path: Path | None = None) -> dict:
     would also pay for the imports: they are included, as the command pays for them too)."""
     import csv
     import os
-    import shutil
     import tempfile
     import time
 
@@ -280,8 +277,7 @@ def time_similarity(n: int, csv_path: Path | None = None) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         course = Path(tmp) / "course"
-        shutil.copytree(ROOT, course, ignore=shutil.ignore_patterns(
-            "gradebook.db", "release", "submitted", "autograded", "feedback", "exports", "__pycache__", "*.csv"))
+        copy_course(ROOT, course)
         write_class(course / "submitted", n)
         generated = time.monotonic()
         load_before = os.getloadavg()
