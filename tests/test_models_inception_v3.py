@@ -36,19 +36,19 @@ def test_stage_shapes_at_299():
         x = torch.empty(1, 3, 299, 299)
         x = model.stem(x)
         assert x.shape == (1, 192, 35, 35)
-        x = model.inception_a(x)
+        x = model.fig5(x)
         assert x.shape == (1, 288, 35, 35)
-        x = model.reduction_a(x)
+        x = model.grid35to17(x)
         assert x.shape == (1, 768, 17, 17)
-        x = model.inception_b(x)
+        x = model.fig6(x)
         assert x.shape == (1, 768, 17, 17)
         assert model.aux(x).shape == (1, 1000)
-        x = model.reduction_b(x)
+        x = model.grid17to8(x)
         assert x.shape == (1, 1280, 8, 8)
-        x = model.inception_c(x)
+        x = model.fig7(x)
         assert x.shape == (1, 2048, 8, 8)
         assert model.forward_features(torch.empty(1, 3, 299, 299)).shape == (1, 2048, 8, 8)
-    assert len(model.inception_a) == 3 and len(model.inception_b) == 4 and len(model.inception_c) == 2
+    assert len(model.fig5) == 3 and len(model.fig6) == 4 and len(model.fig7) == 2
 
 
 def test_outputs_by_mode():

@@ -73,7 +73,7 @@ torch.manual_seed(0)
 # along the channels, in the table's order: $64 + 64 + 96 + \text{pool\_proj}$ channels
 # on the input's grid.
 
-# %% [solution id=inception_a]
+# %% [solution id=inception_fig5]
 class InceptionFig5(nn.Module):
     def __init__(self, in_channels, pool_proj):
         super().__init__()
@@ -94,7 +94,7 @@ class InceptionFig5(nn.Module):
         return torch.cat([branch(x) for branch in branches], dim=1)
         ### END SOLUTION
 
-# %% [tests id=test_inception_a points=3]
+# %% [tests id=test_inception_fig5 points=3]
 import zoolib
 
 block_a = InceptionFig5(192, 32)
@@ -143,7 +143,7 @@ checks.gradients_flow(InceptionFig5(16, 4), torch.randn(2, 16, 6, 6), what="your
 # 7×1 (that is how the released network is built). Every factorised convolution keeps the
 # grid: padding `(0, 3)` for a 1×7, `(3, 0)` for a 7×1.
 
-# %% [solution id=inception_b]
+# %% [solution id=inception_fig6]
 class InceptionFig6(nn.Module):
     def __init__(self, in_channels, ch7x7red):
         super().__init__()
@@ -170,7 +170,7 @@ class InceptionFig6(nn.Module):
         return torch.cat([branch(x) for branch in branches], dim=1)
         ### END SOLUTION
 
-# %% [tests id=test_inception_b points=3]
+# %% [tests id=test_inception_fig6 points=3]
 import zoolib
 
 block_b = InceptionFig6(768, 128)
@@ -223,7 +223,7 @@ checks.gradients_flow(InceptionFig6(12, 4), torch.randn(2, 12, 7, 7), what="your
 # `branch3x3dbl_3b`, `branch_pool`, which gives
 # $320 + 2\cdot384 + 2\cdot384 + 192 = 2048$ channels.
 
-# %% [solution id=inception_c]
+# %% [solution id=inception_fig7]
 class InceptionFig7(nn.Module):
     def __init__(self, in_channels):
         super().__init__()
@@ -250,7 +250,7 @@ class InceptionFig7(nn.Module):
         return torch.cat([one, *t, *u, self.branch_pool(x)], dim=1)
         ### END SOLUTION
 
-# %% [tests id=test_inception_c points=3]
+# %% [tests id=test_inception_fig7 points=3]
 import zoolib
 
 block_c = InceptionFig7(1280)
@@ -298,7 +298,7 @@ checks.gradients_flow(InceptionFig7(8), torch.randn(2, 8, 3, 3), what="your Ince
 # $n \times n$ input. (The network's second reduction, 17×17 → 8×8, follows the same pattern
 # with a factorised 7×7 inside; it is not graded here.)
 
-# %% [solution id=reduction_a]
+# %% [solution id=grid_reduction_35to17]
 class GridReduction35to17(nn.Module):
     def __init__(self, in_channels):
         super().__init__()
@@ -315,7 +315,7 @@ class GridReduction35to17(nn.Module):
         return torch.cat([self.branch3x3(x), self.branch3x3dbl(x), self.branch_pool(x)], dim=1)
         ### END SOLUTION
 
-# %% [tests id=test_reduction_a points=3]
+# %% [tests id=test_grid_reduction_35to17 points=3]
 import zoolib
 
 reduction = GridReduction35to17(288)

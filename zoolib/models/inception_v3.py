@@ -255,13 +255,14 @@ STEM_CONFIG = (
     "M",             # 35x35x192
 )
 
-#: Stages after the stem: constructor arguments of each module, in order.
+#: Stages after the stem: constructor arguments of each module, in order. A stage is named
+#: after its block (``fig5`` holds the InceptionFig5 modules), and so are the state_dict keys.
 STAGE_CONFIG = {
-    "inception_a": ((192, 32), (256, 64), (288, 64)),                 # (in, pool_proj): 35x35x288
-    "reduction_a": ((288,),),                                         # 17x17x768
-    "inception_b": ((768, 128), (768, 160), (768, 160), (768, 192)),  # (in, ch7x7red): 17x17x768
-    "reduction_b": ((768,),),                                         # 8x8x1280
-    "inception_c": ((1280,), (2048,)),                                # (in,): 8x8x2048
+    "fig5": ((192, 32), (256, 64), (288, 64)),                 # (in, pool_proj): 35x35x288
+    "grid35to17": ((288,),),                                   # 17x17x768
+    "fig6": ((768, 128), (768, 160), (768, 160), (768, 192)),  # (in, ch7x7red): 17x17x768
+    "grid17to8": ((768,),),                                    # 8x8x1280
+    "fig7": ((1280,), (2048,)),                                # (in,): 8x8x2048
 }
 
 
@@ -295,12 +296,12 @@ class InceptionV3(nn.Module):
         self.transform_input = transform_input
         # Registration order is torchvision's (AuxLogits between Mixed_6e and Mixed_7a).
         self.stem = _stem(in_channels)
-        self.inception_a = _stage(InceptionFig5, "inception_a")
-        self.reduction_a = _stage(GridReduction35to17, "reduction_a")
-        self.inception_b = _stage(InceptionFig6, "inception_b")
+        self.fig5 = _stage(InceptionFig5, "fig5")
+        self.grid35to17 = _stage(GridReduction35to17, "grid35to17")
+        self.fig6 = _stage(InceptionFig6, "fig6")
         self.aux = InceptionAux(768, num_classes) if aux_logits else None  # on 17x17x768
-        self.reduction_b = _stage(GridReduction17to8, "reduction_b")
-        self.inception_c = _stage(InceptionFig7, "inception_c")
+        self.grid17to8 = _stage(GridReduction17to8, "grid17to8")
+        self.fig7 = _stage(InceptionFig7, "fig7")
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(NUM_FEATURES, num_classes)
@@ -322,13 +323,13 @@ class InceptionV3(nn.Module):
         if self.transform_input:
             x = self._transform_input(x)
         # Shapes at a 299x299 input.
-        x = self.stem(x)          # N x 192 x 35 x 35
-        x = self.inception_a(x)   # N x 288 x 35 x 35
-        x = self.reduction_a(x)   # N x 768 x 17 x 17
-        x = self.inception_b(x)   # N x 768 x 17 x 17
+        x = self.stem(x)        # N x 192 x 35 x 35
+        x = self.fig5(x)        # N x 288 x 35 x 35
+        x = self.grid35to17(x)  # N x 768 x 17 x 17
+        x = self.fig6(x)        # N x 768 x 17 x 17
         aux = self.aux(x) if with_aux else None  # N x num_classes
-        x = self.reduction_b(x)   # N x 1280 x 8 x 8
-        x = self.inception_c(x)   # N x 2048 x 8 x 8
+        x = self.grid17to8(x)   # N x 1280 x 8 x 8
+        x = self.fig7(x)        # N x 2048 x 8 x 8
         return x, aux
 
     def forward_features(self, x: Tensor) -> Tensor:
@@ -373,14 +374,14 @@ def small_inception_v3(in_channels: int = 1, num_classes: int = 10, shrink: int 
     dropout: at this size the run is too short to overfit. Shapes at 28x28 with ``shrink=8``
     are in the comments.
     """
-    stem_width = STAGE_CONFIG["inception_a"][0][0] // shrink
+    stem_width = STAGE_CONFIG["fig5"][0][0] // shrink
     layers: list[nn.Module] = [BasicConv2d(in_channels, stem_width, 3, padding=1),  # 24 x 28 x 28
                                nn.MaxPool2d(3, stride=2, padding=1)]                # 24 x 14 x 14
     channels = stem_width
     # 32 x 14 x 14, 92 x 6 x 6, 96 x 6 x 6, 160 x 2 x 2, 256 x 2 x 2
-    for block, stage in ((InceptionFig5, "inception_a"), (GridReduction35to17, "reduction_a"),
-                         (InceptionFig6, "inception_b"), (GridReduction17to8, "reduction_b"),
-                         (InceptionFig7, "inception_c")):
+    for block, stage in ((InceptionFig5, "fig5"), (GridReduction35to17, "grid35to17"),
+                         (InceptionFig6, "fig6"), (GridReduction17to8, "grid17to8"),
+                         (InceptionFig7, "fig7")):
         _, *args = STAGE_CONFIG[stage][0]
         layers.append(_shrunk(block, channels, tuple(args), shrink))
         with torch.no_grad():  # its output width, from one probe in eval mode (BN stats untouched)
