@@ -266,7 +266,7 @@ def test_same_function_still_fails_a_block_that_computes_something_else():
                            nn.BatchNorm2d(8, affine=False)), (4, 3, 9, 7)),
 ])
 def test_a_shape_trace_is_the_trace_on_real_numbers(make, size, train):
-    """trace_shapes computes nothing (batch norm on fake tensors by shape alone): it must record what a
+    """trace_shapes computes nothing (meta tensors; batch norm by shape alone): it must record what a
     forward pass on real tensors records, op for op, in both modes."""
     torch.manual_seed(0)
     module = make()

@@ -150,7 +150,7 @@ def _hint(mine: _Call | None, ref: _Call | None) -> str:
 
 
 def _dataflow(module: nn.Module, input_size: Sequence[int]):
-    """The module's dataflow trace, on fake tensors (or real ones if it reads values); None if it fails."""
+    """The module's dataflow trace, on meta tensors (or real ones if it reads values); None if it fails."""
     from . import dataflow
 
     # in evaluation mode: dropout is then the identity, and batch norm still records its

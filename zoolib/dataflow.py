@@ -172,9 +172,9 @@ def _is_fake(t) -> bool:
 
 
 def _fake_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps):
-    """native_batch_norm's results on fake tensors, by shape alone.
+    """native_batch_norm's results on meta or fake tensors, by shape alone.
 
-    FakeTensorMode runs batch norm through its Python decomposition (about 9 ms a call, most of
+    PyTorch runs batch norm on them through its Python decomposition (about 9 ms a call, most of
     a shape trace of an Inception block); a trace needs only the shapes: the output's is the
     input's, and the saved statistics hold one value per channel in training mode, none otherwise.
     """
@@ -182,10 +182,20 @@ def _fake_batch_norm(x, weight, bias, running_mean, running_var, training, momen
     return torch.empty_like(x), x.new_empty(stats), x.new_empty(stats)
 
 
+def _on_meta(a):
+    """A tensor argument (or a list of them) as a meta tensor: its shape and dtype, no data."""
+    if isinstance(a, (list, tuple)):
+        return type(a)(_on_meta(b) for b in a)
+    return a.to("meta") if isinstance(a, torch.Tensor) and not a.is_meta else a
+
+
 class _Recorder(TorchDispatchMode):
-    def __init__(self, params: dict[int, str]):
+    def __init__(self, params: dict[int, str], on_meta: bool = False):
         super().__init__()
         self.params = params
+        # run every operation on meta copies of its arguments (shapes only; the module's own
+        # tensors are read, never written): what trace_shapes does, ~5x cheaper than fake tensors
+        self.on_meta = on_meta
         self.nodes: dict[int, int] = {}       # id(tensor) -> node id
         self.keep: list = []                  # keeps traced tensors alive, so ids are not reused
         self.ops: list[Op] = []
@@ -196,10 +206,13 @@ class _Recorder(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func is _NATIVE_BATCH_NORM and _is_fake(args[0]):
-            out = _fake_batch_norm(*args)
+        run_args, run_kwargs = args, kwargs
+        if self.on_meta:
+            run_args, run_kwargs = _on_meta(tuple(args)), {k: _on_meta(v) for k, v in kwargs.items()}
+        if func is _NATIVE_BATCH_NORM and (run_args[0].is_meta or _is_fake(run_args[0])):
+            out = _fake_batch_norm(*run_args)
         else:
-            out = func(*args, **kwargs)
+            out = func(*run_args, **run_kwargs)
         kind = func.overloadpacket.__name__.rstrip("_") if hasattr(func, "overloadpacket") else str(func)
         flat: list = []
         for a in list(args) + list(kwargs.values()):
@@ -252,10 +265,10 @@ def _buffers_kept(module: nn.Module):
                     b.copy_(copy)
 
 
-def _trace(module: nn.Module, x: torch.Tensor, train: bool, params: dict[int, str]) -> Trace:
+def _trace(module: nn.Module, x: torch.Tensor, train: bool, params: dict[int, str], on_meta: bool = False) -> Trace:
     was_training = module.training
     module.train(train)
-    recorder = _Recorder(params)
+    recorder = _Recorder(params, on_meta)
     x = x.clone()
     try:
         with recorder:
@@ -273,16 +286,23 @@ def _trace(module: nn.Module, x: torch.Tensor, train: bool, params: dict[int, st
 def trace_shapes(module: nn.Module, input_size: Sequence[int], train: bool = True) -> Trace:
     """:func:`trace` on an input of ``input_size`` without computing anything.
 
-    PyTorch's fake tensors carry shapes only, and the module's own weights are converted on
-    the fly (whether they are registered submodules or sit in a plain list), so a full-size
-    network traces in a fraction of a second and its weights and buffers are left untouched.
+    Each operation runs on meta tensors (shape and dtype, no data): the input is one, and the
+    module's own weights are converted as they are read (registered or in a plain list), so
+    its weights and buffers are left untouched and a full-size network traces in a fraction of
+    a second. An operation PyTorch has no meta kernel for is retried on fake tensors, which
+    decompose it (about 5x slower: Inception-v4, 68 ms against 327 ms).
     """
+    size = tuple(int(s) for s in input_size)
+    params = {id(p): name for name, p in module.named_parameters()}
+    params.update({id(b): name for name, b in module.named_buffers()})
+    try:
+        return _trace(module, torch.empty(size, device="meta"), train, params, on_meta=True)
+    except NotImplementedError:
+        pass
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     import logging
 
-    params = {id(p): name for name, p in module.named_parameters()}
-    params.update({id(b): name for name, b in module.named_buffers()})
     # a block that fails on fake tensors fails on real ones too: the caller reports it, so
     # PyTorch's own error log (on stderr, which nbgrader counts against a test cell) stays quiet
     log = logging.getLogger("torch._subclasses.fake_tensor")
@@ -291,7 +311,7 @@ def trace_shapes(module: nn.Module, input_size: Sequence[int], train: bool = Tru
         stack.callback(setattr, log, "level", level)
         stack.enter_context(_buffers_kept(module))
         stack.enter_context(FakeTensorMode(allow_non_fake_inputs=True))
-        return _trace(module, torch.empty(tuple(int(s) for s in input_size)), train, params)
+        return _trace(module, torch.empty(size), train, params)
 
 
 # ---------------------------------------------------------------------------------------------------

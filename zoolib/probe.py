@@ -152,7 +152,7 @@ def _module(number) -> nn.Module:
 
 
 def _trace(ns, req):
-    """The module's dataflow trace on the grader's input (or, for a shape, on fake tensors)."""
+    """The module's dataflow trace on the grader's input (or, for a shape, on meta tensors)."""
     from . import dataflow
 
     module = _module(req["id"])

@@ -40,13 +40,14 @@ import tempfile
 import time
 import typing as t
 
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbformat.v4 import new_markdown_cell, new_output
 from nbgrader import utils
 from nbgrader.preprocessors import Execute
-from traitlets import Bool, Dict, Float, Integer, List, Unicode
+from traitlets import Bool, Dict, DottedObjectName, Float, Integer, List, Type, Unicode
 
 from zoograde import sandbox as _sandbox
 from zoograde.judge import Judge
@@ -65,8 +66,50 @@ SECRET_HOME_FILES = (".ssh", ".pgpass", ".netrc", ".git-credentials", ".aws", ".
                      ".config", ".jupyter", ".local/share/jupyter", ".ipython", ".bash_history", ".python_history")
 
 
+class QuickStartClient(AsyncKernelClient):
+    """jupyter_client's client, less the fixed 0.2 s its ``wait_for_ready`` spends on every kernel start.
+
+    jupyter_client asks for ``kernel_info`` until a reply comes and an IOPub message shows that
+    channel connected, then drains IOPub until it has been quiet for 0.2 s. Here the kernel is
+    ready as soon as its IOPub "idle" for our own ``kernel_info`` request has arrived: everything
+    it published for that request came before it, and nbclient ignores IOPub messages that belong
+    to no request of its own. A notebook of assignment 3 took 0.22 s less to start (0.28 s
+    against 0.50 s, the median of 8, one worker).
+    """
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            request = self.kernel_info()
+            reply = await self._next(self.shell_channel, request, "kernel_info_reply", 1.0)
+            if reply is not None and await self._next(self.iopub_channel, request, "status", 0.5, "idle"):
+                self._handle_kernel_info_reply(reply)
+                return
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+
+    @staticmethod
+    async def _next(channel, request: str, msg_type: str, wait: float, state: str | None = None) -> dict | None:
+        """The message of ``msg_type`` answering ``request`` on ``channel`` within ``wait`` s (others skipped)."""
+        until = time.monotonic() + wait
+        while (left := until - time.monotonic()) > 0:
+            try:
+                msg = await channel.get_msg(timeout=left)
+            except Exception:  # noqa: BLE001  (queue.Empty)
+                return None
+            if msg["parent_header"].get("msg_id") == request and msg["msg_type"] == msg_type and \
+                    (state is None or msg["content"].get("execution_state") == state):
+                return msg
+        return None
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """Starts :mod:`zoograde.kernel` with the environment :class:`GuardedExecute` built."""
+
+    client_class = DottedObjectName("zoograde.execute.QuickStartClient")
+    client_factory = Type(QuickStartClient, klass=AsyncKernelClient)
 
     zoograde_env = Dict(help="the complete environment of the kernel process")
     prewarm = Bool(True, help="fork kernels from a pre-loaded server (zoograde.forkserver)")
@@ -97,6 +140,10 @@ class SandboxedKernelManager(AsyncKernelManager):
             return argv
         self.zoograde_cgroup = _sandbox.make_cgroup(box["max_processes"], 0) or ""
         return _sandbox.wrap(argv, box["private"], box["workdir"], box["forbidden"], self.zoograde_cgroup or None)
+
+    async def _async_wait(self, pollinterval: float = 0.01) -> None:
+        # jupyter_client polls a killed kernel every 0.1 s, which made every stop cost 0.11 s
+        await super()._async_wait(pollinterval)
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: t.Any) -> None:
         if self.zoograde_env:
