@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import zoolib
-from zoolib import dataflow
+from zoolib import checks, dataflow
 from zoolib.dataflow import Trace, compare, trace
 from zoolib.models.googlenet import Inception
 
@@ -276,3 +276,29 @@ def test_a_shape_trace_is_the_trace_on_real_numbers(make, size, train):
     assert [(o.kind, o.settings, o.shape, o.inputs, o.params) for o in fake.ops] == \
            [(o.kind, o.settings, o.shape, o.inputs, o.params) for o in real.ops]
     assert fake.output_shapes == real.output_shapes
+
+
+def test_a_shape_trace_leaves_the_module_as_it_was():
+    """On meta tensors nothing is computed or written: in training mode PyTorch's batch norm would update
+    its running statistics and count the batch; a shape trace must change no weight and no buffer."""
+    torch.manual_seed(0)
+    block = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
+    before = {k: v.clone() for k, v in block.state_dict().items()}
+    dataflow.trace_shapes(block, (4, 3, 9, 9), train=True)
+    after = block.state_dict()
+    assert all(torch.equal(before[k], after[k]) and not after[k].is_meta for k in before)
+    with torch.no_grad():
+        block.train()(torch.randn(4, 3, 9, 9))   # the same forward on real numbers does change them
+    assert int(block[1].num_batches_tracked) == 1 and not torch.equal(block[1].running_mean, before["1.running_mean"])
+
+
+def test_a_block_that_reads_values_cannot_be_traced_on_shapes():
+    """A forward that branches on its data has no shape-only trace: trace_shapes raises, and the checks then
+    trace on real numbers (checks._dataflow, probe._trace)."""
+    class ReadsValues(nn.Module):
+        def forward(self, x):
+            return x if x.sum().item() > 0 else -x
+
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        dataflow.trace_shapes(ReadsValues(), (1, 3))
+    assert checks._dataflow(ReadsValues(), (1, 3)) is not None
