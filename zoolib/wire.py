@@ -13,11 +13,12 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["encode", "decode", "seeded", "WireError", "MAX_ITEMS", "MAX_BYTES"]
+__all__ = ["encode", "decode", "seeded", "send_frame", "recv_frame", "WireError", "MAX_ITEMS", "MAX_BYTES"]
 
 MAX_ITEMS = 10_000            # elements of one list, dict or iterator
 MAX_BYTES = 64 << 20          # bytes of tensor data in one message
 MAX_DEPTH = 32
+MAX_FRAME = 2 * MAX_BYTES + (16 << 20)   # one message on a socket: base64 tensors and the JSON around them
 _PLAIN = (bool, int, float, str, type(None))
 _DTYPES = {str(d).removeprefix("torch."): d for d in (
     torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16, torch.int8,
@@ -152,3 +153,45 @@ def seeded(shape, seed: int, low: float, high: float, dtype: str = "float32") ->
     g = torch.Generator().manual_seed(int(seed))
     values = torch.rand(tuple(shape), generator=g, dtype=torch.float64) * (float(high) - float(low)) + float(low)
     return values.to(_DTYPES[dtype])
+
+
+# -- messages on a stream socket: an 8-byte length, then the bytes ---------------------------------
+
+def send_frame(sock, payload: bytes) -> None:
+    sock.sendall(len(payload).to_bytes(8, "big"))
+    sock.sendall(payload)
+
+
+def recv_frame(sock, limit: int = MAX_FRAME, waiting: Callable[[], None] | None = None) -> bytes | None:
+    """The next message, or None if the other side closed the connection between messages.
+
+    On a socket with a timeout, ``waiting()`` is called each time it passes with nothing read (it
+    may raise to give up). A length over ``limit`` or a connection closed mid-message is a WireError.
+    """
+    header = _recv_exactly(sock, 8, waiting, closed_ok=True)
+    if header is None:
+        return None
+    size = int.from_bytes(header, "big")
+    if size > limit:
+        raise WireError(f"a message of {size:,} bytes (the limit is {limit:,})")
+    return _recv_exactly(sock, size, waiting)
+
+
+def _recv_exactly(sock, size: int, waiting, closed_ok: bool = False) -> bytes | None:
+    import socket
+
+    buffer = bytearray(size)
+    view, got = memoryview(buffer), 0
+    while got < size:
+        try:
+            n = sock.recv_into(view[got:], size - got)
+        except socket.timeout:
+            if waiting is not None:
+                waiting()
+            continue
+        if n == 0:
+            if got == 0 and closed_ok:
+                return None
+            raise WireError("the connection closed in the middle of a message")
+        got += n
+    return bytes(buffer)

@@ -248,7 +248,7 @@ class GuardedExecute(Execute):
 
     async def _run_notebook(self) -> None:
         ran: list[int] = []            # cells to replay after a restart
-        self._judge = Judge(self, self.nb.cells) if self.judge else None
+        self._judge = Judge(self, self.nb.cells, os.path.join(self._tmp, "run")) if self.judge else None
         alive = await self._start()
         for index, cell in enumerate(self.nb.cells):
             if cell.cell_type != "code" or not cell.source.strip():
