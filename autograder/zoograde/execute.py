@@ -50,7 +50,6 @@ from nbgrader.preprocessors import Execute
 from traitlets import Bool, Dict, DottedObjectName, Float, Integer, List, Type, Unicode
 
 from zoograde import sandbox as _sandbox
-from zoograde.judge import Judge
 
 NOTES_KEY = "zoograde"
 # The grader's notes on one notebook, where no kernel can write: {root}/.zoograde/notes/<assignment>/<student>/.
@@ -248,6 +247,9 @@ class GuardedExecute(Execute):
 
     async def _run_notebook(self) -> None:
         ran: list[int] = []            # cells to replay after a restart
+        from zoograde.judge import Judge  # imports PyTorch: not at import time, so a process that only reads
+        # this course's configuration (zoo-grade's main process, nbgrader's other commands) does without it
+
         self._judge = Judge(self, self.nb.cells, os.path.join(self._tmp, "run")) if self.judge else None
         alive = await self._start()
         for index, cell in enumerate(self.nb.cells):

@@ -113,12 +113,13 @@ def _covered(path: str, roots: list[str]) -> bool:
 def code_paths(forbidden: list[str]) -> list[str]:
     """Folders the kernel needs read-only: Python, the virtualenv, the packages on sys.path and the two
     packages the tests import. A folder that holds (or lies in) a ``forbidden`` one is left out."""
-    import zoograde
-    import zoolib
+    import importlib.util
 
     forbidden = [os.path.realpath(p) for p in forbidden if p]
+    # found, not imported: zoolib imports PyTorch, which the grader's main process does without
+    packages = [os.path.dirname(importlib.util.find_spec(name).origin) for name in ("zoolib", "zoograde")]
     wanted = [sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable)),
-              *(p for p in sys.path if p), os.path.dirname(zoolib.__file__), os.path.dirname(zoograde.__file__)]
+              *(p for p in sys.path if p), *packages]
     for name in ("ZOO_DATA", "TORCH_HOME"):
         if os.environ.get(name):
             wanted.append(os.environ[name])
@@ -127,8 +128,7 @@ def code_paths(forbidden: list[str]) -> list[str]:
         path = os.path.realpath(path)
         if not os.path.isdir(path) or _covered(path, chosen) or _covered(path, list(SYSTEM)):
             continue
-        package = path in (os.path.realpath(os.path.dirname(zoograde.__file__)),
-                           os.path.realpath(os.path.dirname(zoolib.__file__)))
+        package = path in [os.path.realpath(p) for p in packages]
         if not package and any(_covered(f, [path]) or _covered(path, [f]) for f in forbidden):
             continue  # e.g. the repository root, which holds the course (its source/ and gradebook)
         chosen = [c for c in chosen if not _covered(c, [path])] + [path]
