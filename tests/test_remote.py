@@ -72,6 +72,23 @@ def test_seeded_weights_are_the_same_bits_and_in_range():
     assert not torch.equal(a, wire.seeded([64, 3, 3], 12346, -0.2, 0.5))
 
 
+def test_seeded_weights_are_the_same_bits_in_another_process_with_more_threads():
+    """The grader and the kernel each draw the weights from the seed; a kernel may run more PyTorch threads
+    than the grader, and a tensor this large is filled in parallel there."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; torch.set_num_threads(2); from zoolib import wire; "
+            "sys.stdout.buffer.write(wire.seeded([512, 256, 3, 3], 7, -0.05, 0.05).numpy().tobytes())")
+    theirs = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert wire.seeded([512, 256, 3, 3], 7, -0.05, 0.05).numpy().tobytes() == theirs
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_tensors_and_plain_values_cross_exactly():
     for value in (3, 2.5, "text", None, True, [1, (2, 3)], {"a": [1.5]}):
         assert wire.decode(json.loads(json.dumps(wire.encode(value)))) == value
