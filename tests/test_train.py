@@ -98,3 +98,37 @@ def test_label_smoothing_reaches_the_default_loss():
     assert torch.allclose(w1, w0 - 0.045 * g, atol=1e-7)
     _, g_plain, _, _ = _one_step(optimizer="sgd")
     assert not torch.allclose(g, g_plain)
+
+
+def test_a_long_run_in_a_notebook_sends_few_messages():
+    """In a Jupyter kernel the progress bar is a widget, and every redraw is a message on the kernel's IOPub
+    channel, whose ZeroMQ socket holds 1,000 before it drops (nbval reads it only after the cell: a dropped
+    status message made a chapter's cell time out). 2,000 steps must stay far below that."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    code = ("import torch\nfrom torch import nn\nfrom torch.utils.data import TensorDataset\n"
+            "from zoolib.data import DataBundle\nfrom zoolib.train import train\n"
+            "torch.manual_seed(0)\n"
+            "x, y = torch.randn(4000, 4), torch.randint(0, 2, (4000,))\n"
+            "data = DataBundle('toy', 'random', TensorDataset(x, y), TensorDataset(x[:8], y[:8]), ['a', 'b'], 2, 2)\n"
+            "hist = train(nn.Linear(4, 2), data, 1, 0.01)\n"
+            "print(len(hist.step_loss))")
+    try:
+        msg_id = kc.execute(code)
+        messages, printed = 0, ""
+        while True:
+            msg = kc.get_iopub_msg(timeout=120)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            messages += 1
+            if msg["msg_type"] == "stream":
+                printed += msg["content"]["text"]
+            if msg["msg_type"] == "error":
+                pytest.fail("\n".join(msg["content"]["traceback"]))
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert printed.strip() == "2000" and messages < 200, (printed, messages)

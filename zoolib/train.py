@@ -191,7 +191,10 @@ def train(model: nn.Module, data, epochs: int, lr: float, *, optimizer: str = "s
             correct += (main_logits(out).argmax(1) == y).sum().item()
             count += y.numel()
             bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+            # refresh=False: shown at the bar's next update. tqdm's default redraws at once, which in a notebook
+            # sent two widget messages per step (6,119 for 3,000 steps against 21), past the 1,000 the output
+            # channel holds: nbval, reading it after the cell, then waited for a status message that was dropped
+            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}", refresh=False)
             if eval_every and step % eval_every == 0:
                 hist.steps.append(step)
                 hist.step_acc.append(evaluate(model, test_iter, device))
