@@ -37,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import typing as t
 
@@ -151,6 +152,21 @@ class SandboxedKernelManager(AsyncKernelManager):
         return await super()._async_launch_kernel(kernel_cmd, **kw)
 
 
+_warming: list = []   # the judge's warm-up thread, started once per grading process
+
+
+def _warm_judge() -> None:
+    """Make the judge's first shape trace in this process cheap: it imports PyTorch's compiler
+    (``torch._dynamo``, about 1.7 s here; meta kernels are wrapped in its ``disable``). Run in a thread
+    while the first kernel (and, the first time, the fork server) starts, when this process only waits."""
+    try:
+        from zoograde.kernel import _warm_tracer
+
+        _warm_tracer()
+    except Exception:  # noqa: BLE001  (the judge then pays it on its first trace, as before)
+        pass
+
+
 class _KernelGone(Exception):
     """The kernel was lost while a cell ran: ``ename`` and ``evalue`` become that cell's error."""
 
@@ -206,6 +222,9 @@ class GuardedExecute(Execute):
         else:
             self._note("this notebook was graded WITHOUT the OS sandbox (--no-sandbox): for trusted code only")
         self._folder = (resources or {}).get("metadata", {}).get("path") or os.getcwd()
+        if self.judge and not _warming:
+            _warming.append(threading.Thread(target=_warm_judge, name="zoograde-warm-judge", daemon=True))
+            _warming[0].start()
         self._tmp = self._private_folder()
         self._work = os.path.join(self._tmp, "work")
         for name in ("work", "home", "run"):

@@ -77,7 +77,8 @@ def preload(threads: int | None = None) -> None:
 
 
 def _warm_tracer() -> None:
-    """Trace a tiny network once on shapes, so that each forked kernel starts with the tracer warm.
+    """Trace a tiny network once on shapes, so that each forked kernel starts with the tracer warm
+    (the grader does the same in a thread, for its judge: zoograde.execute._warm_judge).
 
     PyTorch's meta kernels take about 1.4 s to load on first use (lazy imports and registrations);
     the judge traces every block on shapes, so without this every submission paid it again.
