@@ -9,6 +9,7 @@ side that sends a reply may be hostile.
 from __future__ import annotations
 
 import base64
+import socket
 from typing import Any, Callable
 
 import torch
@@ -181,8 +182,6 @@ def recv_frame(sock, limit: int = MAX_FRAME, waiting: Callable[[], None] | None 
 
 
 def _recv_exactly(sock, size: int, waiting, closed_ok: bool = False) -> bytes | None:
-    import socket
-
     buffer = bytearray(size)
     view, got = memoryview(buffer), 0
     while got < size:

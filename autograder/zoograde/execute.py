@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import functools
 import json
 import os
 import secrets
@@ -48,7 +49,7 @@ from nbclient.util import run_sync
 from nbformat.v4 import new_markdown_cell, new_output
 from nbgrader import utils
 from nbgrader.preprocessors import Execute
-from traitlets import Bool, Dict, DottedObjectName, Float, Integer, List, Type, Unicode
+from traitlets import Bool, Dict, Float, Integer, List, Type, Unicode
 
 from zoograde import sandbox as _sandbox
 
@@ -108,7 +109,6 @@ class QuickStartClient(AsyncKernelClient):
 class SandboxedKernelManager(AsyncKernelManager):
     """Starts :mod:`zoograde.kernel` with the environment :class:`GuardedExecute` built."""
 
-    client_class = DottedObjectName("zoograde.execute.QuickStartClient")
     client_factory = Type(QuickStartClient, klass=AsyncKernelClient)
 
     zoograde_env = Dict(help="the complete environment of the kernel process")
@@ -152,19 +152,20 @@ class SandboxedKernelManager(AsyncKernelManager):
         return await super()._async_launch_kernel(kernel_cmd, **kw)
 
 
-_warming: list = []   # the judge's warm-up thread, started once per grading process
-
-
+@functools.cache
 def _warm_judge() -> None:
     """Make the judge's first shape trace in this process cheap: it imports PyTorch's compiler
-    (``torch._dynamo``, about 1.7 s here; meta kernels are wrapped in its ``disable``). Run in a thread
-    while the first kernel (and, the first time, the fork server) starts, when this process only waits."""
-    try:
-        from zoograde.kernel import _warm_tracer
+    (``torch._dynamo``, about 1.7 s here; meta kernels are wrapped in its ``disable``). Started once
+    per process, in a thread, while the first kernel (and the fork server) starts and this process waits."""
+    def warm():
+        try:
+            from zoograde.kernel import _warm_tracer
 
-        _warm_tracer()
-    except Exception:  # noqa: BLE001  (the judge then pays it on its first trace, as before)
-        pass
+            _warm_tracer()
+        except Exception:  # noqa: BLE001  (the judge then pays it on its first trace, as before)
+            pass
+
+    threading.Thread(target=warm, name="zoograde-warm-judge", daemon=True).start()
 
 
 class _KernelGone(Exception):
@@ -222,9 +223,8 @@ class GuardedExecute(Execute):
         else:
             self._note("this notebook was graded WITHOUT the OS sandbox (--no-sandbox): for trusted code only")
         self._folder = (resources or {}).get("metadata", {}).get("path") or os.getcwd()
-        if self.judge and not _warming:
-            _warming.append(threading.Thread(target=_warm_judge, name="zoograde-warm-judge", daemon=True))
-            _warming[0].start()
+        if self.judge:
+            _warm_judge()
         self._tmp = self._private_folder()
         self._work = os.path.join(self._tmp, "work")
         for name in ("work", "home", "run"):
@@ -266,8 +266,9 @@ class GuardedExecute(Execute):
 
     async def _run_notebook(self) -> None:
         ran: list[int] = []            # cells to replay after a restart
-        from zoograde.judge import Judge  # imports PyTorch: not at import time, so a process that only reads
-        # this course's configuration (zoo-grade's main process, nbgrader's other commands) does without it
+        # imported here, not with this module: it imports PyTorch, which a process that only reads the
+        # course's configuration (zoo-grade's main process, nbgrader's other commands) does without
+        from zoograde.judge import Judge
 
         self._judge = Judge(self, self.nb.cells, os.path.join(self._tmp, "run")) if self.judge else None
         alive = await self._start()

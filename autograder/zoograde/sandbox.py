@@ -117,7 +117,8 @@ def code_paths(forbidden: list[str]) -> list[str]:
 
     forbidden = [os.path.realpath(p) for p in forbidden if p]
     # found, not imported: zoolib imports PyTorch, which the grader's main process does without
-    packages = [os.path.dirname(importlib.util.find_spec(name).origin) for name in ("zoolib", "zoograde")]
+    packages = [os.path.realpath(os.path.dirname(importlib.util.find_spec(name).origin))
+                for name in ("zoolib", "zoograde")]
     wanted = [sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable)),
               *(p for p in sys.path if p), *packages]
     for name in ("ZOO_DATA", "TORCH_HOME"):
@@ -128,7 +129,7 @@ def code_paths(forbidden: list[str]) -> list[str]:
         path = os.path.realpath(path)
         if not os.path.isdir(path) or _covered(path, chosen) or _covered(path, list(SYSTEM)):
             continue
-        package = path in [os.path.realpath(p) for p in packages]
+        package = path in packages
         if not package and any(_covered(f, [path]) or _covered(path, [f]) for f in forbidden):
             continue  # e.g. the repository root, which holds the course (its source/ and gradebook)
         chosen = [c for c in chosen if not _covered(c, [path])] + [path]
