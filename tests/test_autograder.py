@@ -94,16 +94,13 @@ def graded(tmp_path_factory):
                 apply_edits(nb, edits, where=f"{name}/{case['name'] if case else student}", answer_cells=solutions)
             write_submission(course, student, name, nb)
             students.setdefault(name, {})[student] = case
-    # Grading with zoo-grade's engine: nbgrader's Autograde per submission, two at a time, on one local Dask
-    # cluster for all assignments (plain `nbgrader autograde` is exercised by tests/test_hostile.py).
-    from distributed import Client, LocalCluster
-
+    # Grading with zoo-grade's engine: nbgrader's Autograde per submission, two at a time, on one pool of
+    # local workers for all assignments (plain `nbgrader autograde` is exercised by tests/test_hostile.py).
     from zoograde import batch
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=0, dashboard_address=":0") as cluster, \
-            Client(cluster) as client:
+    with batch.LocalPool(2) as pool:
         for name in ASSIGNMENTS:
-            result = batch.autograde(course, name, scheduler=client, progress=False)
+            result = batch.autograde(course, name, scheduler=pool, progress=False)
             assert [r for r in result.results if r.status != "graded"] == [], result.summary()
     for name in ASSIGNMENTS:
         nbgrader(course, "generate_feedback", name, "--force")

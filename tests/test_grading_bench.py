@@ -2,12 +2,12 @@
 
 It runs as ``make bench`` runs it, with ``--n 4 --no-marginal`` and everything in a temporary
 folder, and the test then reads both gradebooks itself: the sequential nbgrader run (A) and the
-parallel zoograde.batch run (B) each graded all four submissions, with the same score in every
+parallel ``zoo-grade autograde`` run (B) each graded all four submissions, with the same score in every
 cell, the reference solutions full marks (10) and the untouched release 0. It checks that the
 table and the CSV row carry every field the module's docstring documents.
 
 It asserts no speed-up: with two notebooks per worker the parallel run mostly measures the
-Dask cluster's start and the workers' imports, and CI machines are noisy. The speed-up and the
+workers' start and imports, and CI machines are noisy. The speed-up and the
 marginal cost are judged by the lead on the full run (N = 40), not here.
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ def test_table_has_every_field(bench_run):
     rows = dict(line.strip("|").split("|")[:2] for line in stdout.splitlines() if line.startswith("| "))
     rows = {k.strip(): v.strip() for k, v in rows.items()}
     for key in ("notebooks (N)", "workers", "cores (os.cpu_count())", "A: sequential `nbgrader autograde`",
-                "B: parallel `zoograde.batch.autograde`", "speed-up A/B", "A: seconds per notebook",
+                "B: parallel `zoo-grade autograde`", "speed-up A/B", "A: seconds per notebook",
                 "B: seconds per notebook (wall)", "marginal cost per notebook (T_B − T_C) / (N − N/2)",
                 "goal: speed-up ≥ 1.8", "goal: marginal ≤ 1 s per notebook",
                 "A and B: same score for every student and cell", "load average before the run (1 min)"):

@@ -2,10 +2,11 @@
 
 Each submission is one task: nbgrader's own ``Autograde`` converter, run for one student
 inside a worker process, with the course's ``nbgrader_config.py`` (so every defence of
-:mod:`zoograde.execute` and :mod:`zoograde.sanitize` applies). The tasks run on Dask:
+:mod:`zoograde.execute` and :mod:`zoograde.sanitize` applies). The tasks run:
 
-* ``workers=N`` starts a local cluster of N single-threaded worker processes;
-* ``scheduler="tcp://host:8786"`` sends the same tasks to an existing Dask cluster. Its
+* with ``workers=N``, on N worker processes of this machine (:class:`LocalPool`), forked from one
+  process that has imported nbgrader, PyTorch and the judge once, so that they start at once;
+* with ``scheduler="tcp://host:8786"``, on an existing Dask cluster. Its
   workers need this repository installed and the course folder at the same path (a
   shared file system), and the gradebook must be a database server they can all reach
   (``ZOO_GRADEBOOK_URL=postgresql+psycopg2://...``); see the instructor guide.
@@ -19,6 +20,7 @@ and whose grades are in the gradebook, so it grades exactly what is missing or c
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -34,9 +36,6 @@ from zoograde.course import CourseError, NotReady
 from zoograde.sandbox import SandboxUnavailable  # noqa: F401  (raised by autograde; the CLI reports it)
 
 STATE_DIR = ".zoograde"
-# Dask's workers sample their own stacks every 10 ms and check the event loop every 20 ms: about a tenth
-# of two cores while grading (measured: 20 notebooks took 48.6 s with them, 43.5 s without).
-QUIET_DASK = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False", "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s"}
 
 
 @dataclass
@@ -69,7 +68,7 @@ class BatchResult:
                  f"{self.count('failed')} failed, in {self.seconds:.1f} s with {self.workers} worker(s)"]
         if graded:
             per = sum(r.seconds for r in graded) / len(graded)
-            lines.append(f"  {per:.1f} s of work per notebook on average; "
+            lines.append(f"  {per:.2f} s of work per notebook on average; "
                          f"{self.seconds / len(graded):.2f} s of wall time per graded notebook")
         for r in sorted(self.results, key=lambda r: r.student):
             if r.status == "failed":
@@ -228,13 +227,14 @@ def autograde(course, assignment: str, students: list[str] | None = None, worker
               audit: bool = True) -> BatchResult:
     """Grade every submission of ``assignment`` that is not graded yet; see the module's docstring.
 
-    ``scheduler`` is a Dask scheduler's address, or a ``distributed.Client`` to reuse (for
-    several assignments in a row); without one, ``workers`` local processes are started.
+    ``scheduler`` is a Dask scheduler's address, a ``distributed.Client``, or a :class:`LocalPool` to
+    reuse for several assignments in a row; without one, ``workers`` local processes are started.
     ``sandbox=False`` runs the notebooks without the OS sandbox (trusted code only); with it,
     a machine that cannot sandbox raises :class:`SandboxUnavailable` before anything runs.
     ``audit=False`` leaves out the in-process audit hook (used to test that the sandbox holds alone).
     """
     course = Path(course).resolve()
+    prepare_workers(course, assignment, workers, scheduler)
     overrides: dict = {"GuardedExecute": {"sandbox": bool(sandbox)}}
     if not audit:
         overrides["GuardedExecute"]["audit"] = False
@@ -269,6 +269,13 @@ def autograde(course, assignment: str, students: list[str] | None = None, worker
             bar.close()
         batch.seconds = round(time.monotonic() - started, 2)
     return batch
+
+
+def prepare_workers(course: Path, assignment: str, workers: int = 2, scheduler=None) -> None:
+    """Start the local workers' parent, if this batch will have local workers and something to grade: it
+    imports for about 5 s on one core while the caller reads the course and the gradebook."""
+    if scheduler is None and workers > 1 and any((Path(course) / "submitted").glob(f"*/{assignment}")):
+        LocalPool.prepare()
 
 
 def _check_released(config, assignment: str) -> None:
@@ -307,7 +314,7 @@ def _share_fork_server(course: Path, overrides: dict) -> None:
                                                      sandboxed=executor.sandbox)
 
 
-def _run(course: Path, assignment: str, tasks: list, overrides: dict, workers: int, scheduler: str | None,
+def _run(course: Path, assignment: str, tasks: list, overrides: dict, workers: int, scheduler,
          batch: BatchResult):
     """Yield results as they complete."""
     if not tasks:
@@ -316,28 +323,42 @@ def _run(course: Path, assignment: str, tasks: list, overrides: dict, workers: i
         for student, digest in tasks:
             yield grade_one(str(course), assignment, student, overrides, digest)
         return
-    from distributed import Client, LocalCluster, as_completed
-
-    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    os.environ.update(QUIET_DASK)  # read by the worker processes as they start
-    cluster = None
-    own_client = not hasattr(scheduler, "submit")
     from zoograde import forkserver
 
+    # nbgrader's workers run `alembic` (the gradebook's migrations) from the PATH: this interpreter's
+    here = os.path.dirname(sys.executable)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != here:
+        os.environ["PATH"] = os.pathsep.join([here, os.environ.get("PATH", "")])
     # the shared server is this batch's: programs started later from this process must not inherit it
     previous_server = os.environ.get(forkserver.SHARED)
-    if scheduler is None:  # local workers share one fork server, started while the cluster starts
-        _share_fork_server(course, overrides)
-    if not own_client:
-        client = scheduler
-        batch.workers = len(client.scheduler_info().get("workers", {})) or workers
-    elif scheduler is None:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
-                               dashboard_address=":0", silence_logs=logging.ERROR)
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
-        batch.workers = len(client.scheduler_info().get("workers", {})) or workers
+    try:
+        if scheduler is None or isinstance(scheduler, LocalPool):
+            with contextlib.ExitStack() as stack:
+                pool = scheduler if scheduler is not None else stack.enter_context(LocalPool(workers))
+                batch.workers = pool.workers
+                pool.prepare()  # the workers' parent imports on one core while this process goes on
+                # local workers share one kernel fork server, started here while the workers' parent imports
+                _share_fork_server(course, overrides)
+                server = os.environ.get(forkserver.SHARED)
+                yield from pool.results([(student, (str(course), assignment, student, overrides, digest, server))
+                                         for student, digest in tasks])
+        else:
+            yield from _run_on_dask(course, assignment, tasks, overrides, workers, scheduler, batch)
+    finally:
+        if previous_server is None:
+            os.environ.pop(forkserver.SHARED, None)
+        else:
+            os.environ[forkserver.SHARED] = previous_server
+
+
+def _run_on_dask(course: Path, assignment: str, tasks: list, overrides: dict, workers: int, scheduler,
+                 batch: BatchResult):
+    """The same tasks on a Dask cluster: a scheduler's address, or a ``distributed.Client``."""
+    from distributed import Client, as_completed
+
+    own_client = not hasattr(scheduler, "submit")
+    client = Client(scheduler) if own_client else scheduler
+    batch.workers = len(client.scheduler_info().get("workers", {})) or workers
     try:
         futures = [client.submit(grade_one, str(course), assignment, student, overrides, digest, pure=False,
                                  key=f"zoograde-{assignment}-{student}-{digest[:12]}")
@@ -356,9 +377,155 @@ def _run(course: Path, assignment: str, tasks: list, overrides: dict, workers: i
     finally:
         if own_client:
             client.close()
-        if cluster is not None:
-            cluster.close()
-        if previous_server is None:
-            os.environ.pop(forkserver.SHARED, None)
-        else:
-            os.environ[forkserver.SHARED] = previous_server
+
+
+# ---------------------------------------------------------------------------------------------------
+# Local workers
+
+# What the workers' parent imports before it forks them: nbgrader with its converters and gradebook,
+# zoograde.execute, the judge with PyTorch, and the judge's tracer warmed once (zoograde._preload).
+PRELOAD = ["zoograde._preload"]
+
+
+class LocalPool:
+    """``workers`` grading processes on this machine, reusable for several batches.
+
+    They are forked by multiprocessing's fork server, which imports :data:`PRELOAD` once: each
+    worker starts with nbgrader, PyTorch and the judge already imported, instead of importing
+    them itself (about 8 s of CPU per process) as a freshly started interpreter would. Tasks go
+    out in the order given, one per idle worker. A worker that dies under a task (never a
+    student's code: that runs in a sandboxed kernel) fails that task only, and a new one is forked
+    in its place. Results travel between the grader's own processes, never from a kernel.
+    """
+
+    def __init__(self, workers: int = 2):
+        import multiprocessing
+
+        self.workers = max(1, int(workers))
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(PRELOAD)
+        self._slots: list = [None] * self.workers
+
+    @staticmethod
+    def prepare() -> None:
+        """Start the workers' parent now, without waiting: it imports while the caller goes on."""
+        import multiprocessing
+        from multiprocessing import forkserver as mp_forkserver
+
+        multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
+        mp_forkserver.ensure_running()
+
+    def __enter__(self) -> "LocalPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close(kill=exc[0] is not None)
+
+    def _start(self, index: int):
+        parent, child = self._context.Pipe()
+        process = self._context.Process(target=_pool_worker, args=(child,), name=f"zoograde-worker-{index}",
+                                        daemon=True)
+        process.start()
+        child.close()
+        self._slots[index] = (process, parent)
+        return self._slots[index]
+
+    def results(self, calls: list, task=None):
+        """Run ``(student, arguments)`` calls of ``task`` (an importable function; default: grading one
+        submission); yield each SubmissionResult as it completes."""
+        task = task or _pool_task
+        from collections import deque
+        from multiprocessing.connection import wait
+
+        queue, busy = deque(calls), {}
+        try:
+            while queue or busy:
+                for index in range(self.workers):
+                    if index not in busy and queue:
+                        process, conn = self._slots[index] or self._start(index)
+                        student, arguments = queue.popleft()
+                        try:
+                            conn.send((task, arguments))
+                        except OSError:  # it died while idle: a new one takes the task
+                            process, conn = self._start(index)
+                            conn.send((task, arguments))
+                        busy[index] = student
+                waiting = {}
+                for index in busy:
+                    process, conn = self._slots[index]
+                    waiting[conn] = waiting[process.sentinel] = index
+                for ready in wait(list(waiting)):
+                    index = waiting[ready]
+                    if index not in busy:
+                        continue
+                    process, conn = self._slots[index]
+                    try:
+                        result = conn.recv() if conn.poll() else None
+                    except (EOFError, OSError):
+                        result = None
+                    if result is None:  # the worker is gone: this task fails, the rest goes on
+                        if process.is_alive() and ready is conn:
+                            continue
+                        process.join(1)
+                        result = SubmissionResult(busy[index], error=f"the grading worker died "
+                                                  f"(exit status {process.exitcode}) while grading this submission")
+                        conn.close()
+                        self._slots[index] = None
+                    del busy[index]
+                    yield result
+        except BaseException:  # Ctrl-C, or the caller stopped reading: the tasks under way are abandoned
+            for index in busy:
+                self._kill(index)
+            raise
+
+    def _kill(self, index: int) -> None:
+        slot, self._slots[index] = self._slots[index], None
+        if slot is not None:
+            process, conn = slot
+            process.kill()
+            process.join(5)
+            conn.close()
+
+    def close(self, kill: bool = False) -> None:
+        for index, slot in enumerate(self._slots):
+            if slot is None:
+                continue
+            process, conn = slot
+            if not kill:
+                try:
+                    conn.send(None)
+                    process.join(30)
+                except OSError:
+                    pass
+            if process.is_alive():
+                self._kill(index)
+            else:
+                conn.close()
+                self._slots[index] = None
+
+
+def _pool_worker(conn) -> None:
+    """One local worker: grade what the pool sends until it sends None."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle: it stops the workers
+    while True:
+        try:
+            call = conn.recv()
+        except (EOFError, OSError):
+            return
+        if call is None:
+            return
+        task, arguments = call
+        conn.send(task(*arguments))
+
+
+def _pool_task(course: str, assignment: str, student: str, overrides: dict, digest: str,
+               server: str | None) -> SubmissionResult:
+    from zoograde import forkserver
+
+    if server:  # the batch's kernel fork server (a pool outlives one batch, and its environment)
+        os.environ[forkserver.SHARED] = server
+    else:
+        os.environ.pop(forkserver.SHARED, None)
+    return grade_one(course, assignment, student, overrides, digest)

@@ -1,4 +1,4 @@
-"""``make bench``, grading part: plain ``nbgrader autograde`` against ``zoograde.batch`` on this machine.
+"""``make bench``, grading part: plain ``nbgrader autograde`` against ``zoo-grade autograde`` on this machine.
 
     python -m zoograde.bench [--assignment 03_network_in_network] [--n 40] [--workers 2]
                              [--no-marginal] [--csv results/bench-grading.csv] [--workdir DIR] [--keep]
@@ -14,11 +14,11 @@ One run measures, for one assignment:
    ``s<iii>-<kind>``, e.g. ``s000-reference``, ``s001-blank``, ``s003-case0``.
 2. **A, sequential.** ``nbgrader autograde <assignment>`` as a subprocess, in a fresh copy of
    that course (wall time, nbgrader's start-up included).
-3. **B, parallel.** ``zoograde.batch.autograde(course, assignment, workers=W)`` in a second
-   fresh copy (wall time, the Dask cluster's start and stop included).
+3. **B, parallel.** ``zoo-grade autograde <assignment> --workers W`` as a subprocess, in a second
+   fresh copy (wall time, its start-up, the workers' start and stop included).
 4. **C, marginal** (unless ``--no-marginal``). B again, on a third copy holding only the first
    N/2 submissions (same mix): the marginal cost of one more notebook is
-   ``(T_B - T_C) / (N - N/2)``, what is left when the fixed costs (cluster, imports) cancel out.
+   ``(T_B - T_C) / (N - N/2)``, what is left when the fixed costs (workers, imports) cancel out.
 5. **Check.** A and B must give every student the same score in every graded cell (read from
    both gradebooks with ``nbgrader.api``), every submission must be graded, and the reference
    must score full marks, the blank zero and each wrong case its points from the cases file.
@@ -43,7 +43,7 @@ CSV columns (one row per run, header written when the file is new):
 ``workers``                 worker processes of B and C
 ``cores``                   ``os.cpu_count()``
 ``sequential_s``            T_A, wall seconds of ``nbgrader autograde``
-``parallel_s``              T_B, wall seconds of ``zoograde.batch.autograde``
+``parallel_s``              T_B, wall seconds of ``zoo-grade autograde``
 ``speedup``                 T_A / T_B
 ``sequential_s_per_nb``     T_A / n
 ``parallel_s_per_nb``       T_B / n
@@ -68,6 +68,7 @@ import csv
 import datetime as dt
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -247,7 +248,7 @@ class Report:
             ("workers", f"{self.workers}"),
             ("cores (os.cpu_count())", f"{self.cores}"),
             ("A: sequential `nbgrader autograde`", f"{self.sequential_s:.1f} s"),
-            ("B: parallel `zoograde.batch.autograde`", f"{self.parallel_s:.1f} s"),
+            ("B: parallel `zoo-grade autograde`", f"{self.parallel_s:.1f} s"),
             ("speed-up A/B", f"{self.speedup:.2f}×"),
             ("A: seconds per notebook", f"{self.sequential_s / self.n:.2f} s"),
             ("B: seconds per notebook (wall)", f"{self.parallel_s / self.n:.2f} s"),
@@ -290,17 +291,21 @@ def _say(text: str, quiet: bool) -> None:
 
 
 def _parallel(course: Path, assignment: str, workers: int, expected_n: int, label: str) -> tuple[float, float]:
-    """(wall seconds, mean seconds of work per notebook) of zoograde.batch on ``course``."""
-    from zoograde import batch
-
+    """(wall seconds, mean seconds of work per notebook) of ``zoo-grade autograde`` on ``course``, run as a
+    command, as A runs nbgrader's: its start-up (imports, workers, fork server) is part of the time."""
+    exe = _bin() / "zoo-grade"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "zoograde.cli"]
     started = time.monotonic()
-    result = batch.autograde(course, assignment, workers=workers, progress=False)
+    run = subprocess.run([*cmd, "--course", str(course), "autograde", assignment, "--workers", str(workers),
+                          "--no-progress"], cwd=course, env=_env(), capture_output=True, text=True)
     seconds = time.monotonic() - started
-    graded = [r for r in result.results if r.status == "graded"]
-    if len(graded) != expected_n:
-        raise BenchError(f"{label}: zoograde.batch graded {len(graded)} of {expected_n} submissions:\n"
-                         f"{result.summary()}")
-    return seconds, sum(r.seconds for r in graded) / len(graded)
+    out = run.stdout + run.stderr
+    graded = re.search(rf"{re.escape(assignment)}: (\d+) graded, ", out)
+    if run.returncode != 0 or graded is None or int(graded.group(1)) != expected_n:
+        raise BenchError(f"{label}: zoo-grade autograde did not grade all {expected_n} submissions "
+                         f"(exit {run.returncode}):\n{out[-3000:]}")
+    work = re.search(r"([\d.]+) s of work per notebook on average", out)
+    return seconds, float(work.group(1)) if work else 0.0
 
 
 def compare(a: dict, b: dict, students: list[Student], points: dict[str, float]) -> tuple[list[str], list[str], str]:
@@ -359,14 +364,14 @@ def run_bench(assignment: str = DEFAULT_ASSIGNMENT, n: int = 40, workers: int = 
         _say(f"   {report.sequential_s:.1f} s", quiet)
 
         course_b = fresh_copy(template, root / "B-parallel")
-        _say(f"B: zoograde.batch.autograde, {workers} workers", quiet)
+        _say(f"B: zoo-grade autograde, {workers} workers", quiet)
         report.parallel_s, report.work_s_per_nb = _parallel(course_b, assignment, workers, n, "B")
         _say(f"   {report.parallel_s:.1f} s", quiet)
 
         if marginal:
             half = students[: n // 2]
             course_c = fresh_copy(template, root / "C-half", half)
-            _say(f"C: zoograde.batch.autograde, {workers} workers, {len(half)} notebooks", quiet)
+            _say(f"C: zoo-grade autograde, {workers} workers, {len(half)} notebooks", quiet)
             report.marginal_n = len(half)
             report.marginal_parallel_s, _ = _parallel(course_c, assignment, workers, len(half), "C")
             _say(f"   {report.marginal_parallel_s:.1f} s", quiet)
@@ -455,7 +460,7 @@ def kernel_cost_table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m zoograde.bench", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Time plain sequential `nbgrader autograde` against zoograde.batch's parallel grading on this "
+        description="Time plain sequential `nbgrader autograde` against parallel `zoo-grade autograde` on this "
                     "machine, check that both give the same scores, and append the numbers to a CSV file.",
         epilog="Exit status: 0 measured (goals are reported, not enforced), 1 wrong or different scores or a "
                "failed step, 2 usage error.")
@@ -486,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"zoograde.bench: {exc}", file=sys.stderr)
         return 1
-    print(f"\n## Grading {report.assignment}: sequential nbgrader vs zoograde.batch\n")
+    print(f"\n## Grading {report.assignment}: sequential nbgrader vs zoo-grade\n")
     print(report.table())
     print(f"\nscores (A): {report.score_summary}")
     append_csv(Path(args.csv), report.csv_row())

@@ -99,6 +99,8 @@ def cmd_autograde(args, course: Path) -> int:
     except ImportError as exc:
         print(f"the autograde engine (zoograde.batch) cannot be imported: {exc}", file=sys.stderr)
         return ATTENTION
+    if args.scheduler is None:  # the workers' parent starts importing now, while this process reads the course
+        batch.prepare_workers(course, args.assignment, *([args.workers] if args.workers is not None else []))
     options = dict(students=args.students or None, scheduler=args.scheduler, force=args.force or bool(args.cell),
                    time_limit=args.time_limit, memory_limit_mb=args.memory_limit, progress=not args.no_progress,
                    sandbox=not args.no_sandbox)
