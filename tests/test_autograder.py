@@ -71,10 +71,11 @@ def test_every_assignment_has_graded_blocks_and_cases():
         assert sum(c.metadata["nbgrader"]["points"] for c in tests) == _cases(name)["max_points"]
 
 
-@pytest.fixture(scope="session")
-def graded(tmp_path_factory):
-    """Release every assignment, submit the reference, the blank release and the wrong cases; grade all."""
-    course = copy_course(COURSE, tmp_path_factory.mktemp("course"))
+def build_class(folder: Path) -> tuple[Path, dict[str, dict]]:
+    """A copy of the course in ``folder`` with every assignment released and handed in by: the reference,
+    the blank release, each wrong case, the combined correct variants and the book's page. Returns the
+    course and, per assignment, each student's case (None for reference, blank and book)."""
+    course = copy_course(COURSE, folder)
     students: dict[str, dict] = {}
     for name in ASSIGNMENTS:
         nbgrader(course, "generate_assignment", name, "--force")
@@ -94,8 +95,29 @@ def graded(tmp_path_factory):
                 apply_edits(nb, edits, where=f"{name}/{case['name'] if case else student}", answer_cells=solutions)
             write_submission(course, student, name, nb)
             students.setdefault(name, {})[student] = case
+    return course, students
+
+
+def expected_scores(name: str, student: str, case: dict | None) -> dict[str, float]:
+    """What a submission must score per test cell, from the cases file: full marks for the reference, the
+    book's page and the correct variants, zero for the blank, a wrong case its points."""
+    nb = nbformat.read(COURSE / "source" / name / f"{name}.ipynb", as_version=4)
+    full = {c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"]["points"]) for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")}
+    if student == "blank":
+        return {k: 0.0 for k in full}
+    if student.startswith("case"):
+        return {k: float(v) for k, v in case["points"].items()}
+    return full
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory):
+    """Release every assignment, submit the reference, the blank release and the wrong cases; grade all."""
+    course, students = build_class(tmp_path_factory.mktemp("course"))
     # Grading with zoo-grade's engine: nbgrader's Autograde per submission, two at a time, on one pool of
-    # local workers for all assignments (plain `nbgrader autograde` is exercised by tests/test_hostile.py).
+    # local workers for all assignments (plain `nbgrader autograde` grades the same class in
+    # tests/test_autograder_plain.py).
     from zoograde import batch
 
     with batch.LocalPool(2) as pool:
