@@ -396,23 +396,30 @@ class LocalPool:
     out in the order given, one per idle worker. A worker that dies under a task (never a
     student's code: that runs in a sandboxed kernel) fails that task only, and a new one is forked
     in its place. Results travel between the grader's own processes, never from a kernel.
+
+    As with any multiprocessing pool that does not fork the caller, a script that grades with it
+    must keep its own work under ``if __name__ == "__main__":``: each worker imports the script.
     """
 
     def __init__(self, workers: int = 2):
-        import multiprocessing
-
         self.workers = max(1, int(workers))
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(PRELOAD)
+        self._context = self._forkserver_context()
         self._slots: list = [None] * self.workers
 
     @staticmethod
-    def prepare() -> None:
-        """Start the workers' parent now, without waiting: it imports while the caller goes on."""
+    def _forkserver_context():
         import multiprocessing
+
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)  # read when the fork server starts, once per process
+        return context
+
+    @classmethod
+    def prepare(cls) -> None:
+        """Start the workers' parent now, without waiting: it imports while the caller goes on."""
         from multiprocessing import forkserver as mp_forkserver
 
-        multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
+        cls._forkserver_context()
         mp_forkserver.ensure_running()
 
     def __enter__(self) -> "LocalPool":
