@@ -125,9 +125,9 @@ def test_a_changed_submission_and_only_it_is_graded_again(course):
 
 
 # Submissions that never finish on their own: the blank release plus a cell that sleeps until the
-# cell time limit stops it. They sort after the references, so Dask (which runs tasks in the order
-# they were submitted) grades the references first and the batch is still busy, by construction,
-# when the test interrupts it.
+# cell time limit stops it. They sort after the references, so the workers (which take tasks in the
+# order given, tests/test_local_pool.py) grade the references first and the batch is still busy, by
+# construction, when the test interrupts it.
 SLEEPER = {"notebook": "release", "extra_cells": [{"source": "import time\nwhile True:\n    time.sleep(1)"}]}
 REFERENCES_BEFORE_SLEEPERS = 3
 
