@@ -1,6 +1,6 @@
 """What local grading workers share: imported once by the process they are forked from (batch.LocalPool).
 
-A grading worker needs nbgrader (its converters, preprocessors and gradebook: about 3.6 s to
+A grading worker needs nbgrader (its converters, preprocessors and gradebook: about 1.1 s to
 import here), the judge with PyTorch (2.2 s) and PyTorch's meta kernels for the judge's shape
 traces (1.7 s more on first use). Imported here once, they cost each forked worker nothing.
 Nothing here runs a computation: no thread pool exists yet when the workers are forked.

@@ -336,8 +336,8 @@ def _run(course: Path, assignment: str, tasks: list, overrides: dict, workers: i
             with contextlib.ExitStack() as stack:
                 pool = scheduler if scheduler is not None else stack.enter_context(LocalPool(workers))
                 batch.workers = pool.workers
-                pool.prepare()  # the workers' parent imports on one core while this process goes on
-                # local workers share one kernel fork server, started here while the workers' parent imports
+                # local workers share one kernel fork server, started here while the workers' parent
+                # (started by prepare_workers) imports
                 _share_fork_server(course, overrides)
                 server = os.environ.get(forkserver.SHARED)
                 yield from pool.results([(student, (str(course), assignment, student, overrides, digest, server))
@@ -392,7 +392,7 @@ class LocalPool:
 
     They are forked by multiprocessing's fork server, which imports :data:`PRELOAD` once: each
     worker starts with nbgrader, PyTorch and the judge already imported, instead of importing
-    them itself (about 8 s of CPU per process) as a freshly started interpreter would. Tasks go
+    them itself (about 5 s of CPU per process) as a freshly started interpreter would. Tasks go
     out in the order given, one per idle worker. A worker that dies under a task (never a
     student's code: that runs in a sandboxed kernel) fails that task only, and a new one is forked
     in its place. Results travel between the grader's own processes, never from a kernel.

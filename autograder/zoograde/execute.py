@@ -156,7 +156,11 @@ class SandboxedKernelManager(AsyncKernelManager):
 def _warm_judge() -> None:
     """Make the judge's first shape trace in this process cheap: it imports PyTorch's compiler
     (``torch._dynamo``, about 1.7 s here; meta kernels are wrapped in its ``disable``). Started once
-    per process, in a thread, while the first kernel (and the fork server) starts and this process waits."""
+    per process, in a thread, while the first kernel (and the fork server) starts and this process waits.
+    A worker forked from zoograde._preload has it already."""
+    if "torch._dynamo" in sys.modules:
+        return
+
     def warm():
         try:
             from zoograde.kernel import _warm_tracer
