@@ -147,7 +147,9 @@ def grade_one(course: str, assignment: str, student: str, overrides: dict, diges
         from nbgrader.api import Gradebook
         from nbgrader.converters import Autograde
         from nbgrader.coursedir import CourseDirectory
+        from zoograde import reuse
 
+        reuse.install()  # one database engine and one schema check per worker, not per notebook
         course_path = Path(course)
         config = load_config(course_path, overrides)
         logger = logging.getLogger(f"zoograde.{assignment}.{student}")
