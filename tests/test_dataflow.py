@@ -94,8 +94,23 @@ class ModuleListStyle(nn.Module):
         return torch.cat([p(x) for p in self.paths], dim=1)
 
 
+class CountedFromTheBack(nn.Module):
+    """Branches in a ModuleDict, concatenated with torch.concat along dim -3 (the channels of an NCHW map)."""
+
+    def __init__(self):
+        super().__init__()
+        self.paths = nn.ModuleDict({
+            "1x1": nn.Sequential(conv(192, 64, 1), nn.ReLU()),
+            "3x3": nn.Sequential(conv(192, 96, 1), nn.ReLU(), conv(96, 128, 3, padding="same"), nn.ReLU()),
+            "5x5": nn.Sequential(conv(192, 16, 1), nn.ReLU(), conv(16, 32, 5, padding="same"), nn.ReLU()),
+            "pool": nn.Sequential(nn.MaxPool2d(3, 1, 1), conv(192, 32, 1), nn.ReLU())})
+
+    def forward(self, x):
+        return torch.concat([p(x) for p in self.paths.values()], dim=-3)
+
+
 CORRECT = {"plain list, other orders": PlainList, "functional, in place, padding='same'": Functional,
-           "ModuleList with extras": ModuleListStyle}
+           "ModuleList with extras": ModuleListStyle, "ModuleDict, torch.concat along dim -3": CountedFromTheBack}
 
 
 def _convs_by_role(module: nn.Module) -> list[nn.Conv2d]:
@@ -159,6 +174,31 @@ def test_branches_concatenated_in_the_wrong_order():
     block.forward = lambda x: torch.cat([block.branch2(x), block.branch1(x), block.branch3(x), block.branch4(x)], 1)
     msgs = _messages(block)
     assert len(msgs) == 1 and "wrong order" in msgs[0] and "(2, 1, 3, 4)" in msgs[0]
+
+
+class TwoPaths(nn.Module):
+    """Two 1x1 paths of equal width concatenated along ``dim``: any axis of these maps is a valid one."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+        self.a, self.b = conv(4, 4, 1), conv(4, 4, 1)
+
+    def forward(self, x):
+        return torch.cat([self.a(x), self.b(x)], dim=self.dim)
+
+
+@pytest.mark.parametrize("dim,words", [(-3, None), (1, None), (-2, "along dim 2 of 2 inputs; expected concatenation along dim 1"),
+                                       (3, "along dim 3 of 2 inputs; expected concatenation along dim 1")])
+def test_a_concatenation_axis_counts_from_the_front(dim, words):
+    # torch.cat(xs, -3) on NCHW maps is torch.cat(xs, 1); -2 is the height, another function
+    x = torch.randn(1, 4, 3, 3)
+    torch.manual_seed(0)
+    mine, ref = TwoPaths(dim), TwoPaths(1)
+    mine.load_state_dict(ref.state_dict())
+    assert torch.equal(mine(x), ref(x)) == (words is None)
+    msgs = [str(f) for f in compare(trace(mine, x), trace(ref, x))]
+    assert (msgs == []) if words is None else (len(msgs) == 1 and words in msgs[0]), msgs
 
 
 def test_a_missing_relu_is_named_with_what_it_follows():

@@ -137,7 +137,10 @@ def _settings(kind: str, args: tuple, kwargs: dict) -> dict:
         return {"num_features": int(a[0].shape[1]), "affine": w is not None, "running_stats": mean is not None,
                 "training": bool(training), "momentum": float(momentum), "eps": float(eps)}
     if kind == "cat":
-        return {"dim": int(a[1]) if len(a) > 1 else int(kwargs.get("dim", 0))}
+        # counted from the front: on 4-D maps torch.cat(xs, -3) and torch.cat(xs, 1) are one concatenation
+        dim = int(a[1]) if len(a) > 1 else int(kwargs.get("dim", 0))
+        first = next((t for t in a[0] if isinstance(t, torch.Tensor)), None) if a else None
+        return {"dim": dim % first.dim() if first is not None and first.dim() else dim}
     if kind in ("native_dropout", "dropout"):
         return {"p": float(a[1]), "train": bool(a[2]) if len(a) > 2 and a[2] is not None else True}
     if kind == "mean":
