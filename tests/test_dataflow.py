@@ -262,6 +262,35 @@ def test_a_wrong_residual_scale_is_found():
     assert msgs and any("0.1" in m and "0.17" in m for m in msgs), msgs
 
 
+class BufferScaled(nn.Module):
+    """Residual's function with the scale kept as a persistent buffer, registered before the layers."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.register_buffer("scale", torch.tensor(scale))   # float32, as torch.tensor makes it
+        self.body = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1))
+
+    def forward(self, x):
+        return F.relu(self.scale * self.body(x) + x)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.17])
+def test_a_scale_kept_in_a_buffer_is_the_number_it_holds(scale):
+    x = torch.randn(2, 8, 6, 6)
+    mine, ref = BufferScaled(scale), Residual(True, scale=scale)
+    assert [str(f) for f in compare(trace(mine, x), trace(ref, x))] == []
+    torch.manual_seed(3)
+    checks.same_function(mine, ref, x, what="a block with its scale in a buffer")   # weights paired by dataflow
+    with torch.no_grad():  # and it really is the same function (the buffer counts as its float32 value)
+        assert torch.allclose(mine(x), ref(x), atol=1e-6)
+
+
+def test_a_wrong_scale_in_a_buffer_is_found():
+    x = torch.randn(2, 8, 6, 6)
+    msgs = [str(f) for f in compare(trace(BufferScaled(0.2), x), trace(Residual(True), x))]
+    assert msgs and any("0.2" in m and "0.17" in m for m in msgs), msgs
+
+
 def test_a_trace_is_plain_json_and_round_trips():
     t = trace(reference(), X)
     text = t.to_json()

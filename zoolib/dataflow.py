@@ -23,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
+import math
+import struct
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -39,6 +41,7 @@ aten = torch.ops.aten
 _TRANSPARENT = {"view", "_unsafe_view", "reshape", "flatten", "squeeze", "unsqueeze", "contiguous", "clone",
                 "detach", "alias", "expand", "permute", "transpose", "t", "_to_copy", "lift_fresh", "copy"}
 _COMMUTATIVE = {"add", "mul", "maximum", "minimum"}
+_ARITHMETIC = {"add", "sub", "mul", "div"}
 # Operations whose values do not depend on their input's values (only its shape): a dropout
 # mask made with empty_like(x).bernoulli_(p) is not data flowing from x.
 _SHAPE_ONLY = {"empty_like", "zeros_like", "ones_like", "full_like", "rand_like", "randn_like", "randint_like",
@@ -153,8 +156,14 @@ def _settings(kind: str, args: tuple, kwargs: dict) -> dict:
         return {"args": [float(x) for x in a[1:] if isinstance(x, (int, float))]}
     if kind in ("addmm", "mm", "linear"):
         return {}
+    if kind in _ARITHMETIC:  # a float multiplies float32 data as the float32 nearest to it, 0.17 as a buffer does
+        return {"args": [_float32(x) if isinstance(x, float) else x for x in a[1:] if isinstance(x, (bool, int, float))]}
     # anything else: the plain scalar arguments
     return {"args": [x for x in a[1:] if isinstance(x, (bool, int, float, str))]}
+
+
+def _float32(x: float) -> float:
+    return struct.unpack("f", struct.pack("f", x))[0] if math.isfinite(x) and abs(x) < 3e38 else x
 
 
 def _identity(kind: str, settings: dict) -> bool:
@@ -201,6 +210,18 @@ class _Recorder(TorchDispatchMode):
     def node_of(self, t) -> int | None:
         return self.nodes.get(id(t)) if isinstance(t, torch.Tensor) else None
 
+    def _numbers(self, kind: str, args: tuple) -> tuple:
+        """An arithmetic operation's one-element constants (a buffer, ``torch.tensor(0.2)``) as the numbers
+        they hold, first the data: ``x * self.scale`` with a scale buffer is ``x * 0.2`` written with a float."""
+        if kind not in _ARITHMETIC:
+            return args
+        out = [a.item() if isinstance(a, torch.Tensor) and self.node_of(a) is None and a.numel() == 1
+               and not isinstance(a, nn.Parameter) and not a.is_meta else a for a in args]
+        if kind in _COMMUTATIVE and len(out) > 1 and not isinstance(out[0], torch.Tensor) \
+                and isinstance(out[1], torch.Tensor):
+            out[0], out[1] = out[1], out[0]
+        return tuple(out)
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         run_args, run_kwargs = args, kwargs
@@ -220,14 +241,19 @@ class _Recorder(TorchDispatchMode):
         first = out[0] if isinstance(out, (tuple, list)) else out
         if not isinstance(first, torch.Tensor):  # metadata queries (device, sizes) compute nothing
             return out
-        settings = _settings(kind, tuple(args), kwargs)
+        numbers = self._numbers(kind, tuple(args)) if len(data) == 1 else tuple(args)
+        constants = {id(a) for a in args if isinstance(a, torch.Tensor)} - {id(a) for a in numbers
+                                                                              if isinstance(a, torch.Tensor)}
+        settings = _settings(kind, numbers, kwargs)
         if len(data) == 1 and (kind in _TRANSPARENT or _identity(kind, settings)):
             node = data[0]
         else:
             read = [a for a in flat if isinstance(a, torch.Tensor) and id(a) in self.params]
             node = len(self.ops)
-            # weights in a plain list are not registered, but are still nn.Parameters
-            self.tensors[node] = [a for a in flat if isinstance(a, torch.Tensor) and self.node_of(a) is None]
+            # weights in a plain list are not registered, but are still nn.Parameters; a constant that is a
+            # number in the settings is not a weight to copy
+            self.tensors[node] = [a for a in flat if isinstance(a, torch.Tensor) and self.node_of(a) is None
+                                  and id(a) not in constants]
             weights = sum(a.numel() for a in read if isinstance(a, nn.Parameter))
             self.ops.append(Op(node, kind, settings, data, list(first.shape),
                                [self.params[id(a)] for a in read], weights))
