@@ -291,6 +291,32 @@ def test_a_wrong_scale_in_a_buffer_is_found():
     assert msgs and any("0.2" in m and "0.17" in m for m in msgs), msgs
 
 
+class ConvThen(nn.Module):
+    """A 1x1 convolution followed by ``act``, a function of the student's choice."""
+
+    def __init__(self, act):
+        super().__init__()
+        self.conv, self.act = conv(4, 4, 1), act
+
+    def forward(self, x):
+        return self.act(self.conv(x))
+
+
+@pytest.mark.parametrize("act,same", [
+    (lambda y: y.clamp(min=0), True), (lambda y: torch.clamp_min(y, 0.0), True), (lambda y: y.clamp_(0), True),
+    (lambda y: F.threshold(y, 0.0, 0.0), True), (lambda y: torch.clamp(y, min=torch.tensor(0.0)), True),
+    (lambda y: y.clamp(0, 6), False), (lambda y: y.clamp(min=0.1), False), (lambda y: F.threshold(y, 0.0, -1.0), False),
+])
+def test_a_relu_written_as_a_clamp_at_zero_is_a_relu(act, same):
+    x = torch.randn(2, 4, 5, 5) * 10    # values above 6 too, so that ReLU6 differs
+    torch.manual_seed(0)
+    mine, ref = ConvThen(act), ConvThen(nn.ReLU())
+    mine.load_state_dict(ref.state_dict())
+    with torch.no_grad():
+        assert torch.equal(mine(x), ref(x)) == same   # the fact, from PyTorch itself
+    assert (compare(trace(mine, x), trace(ref, x)) == []) == same
+
+
 def test_a_trace_is_plain_json_and_round_trips():
     t = trace(reference(), X)
     text = t.to_json()

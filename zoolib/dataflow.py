@@ -162,6 +162,26 @@ def _settings(kind: str, args: tuple, kwargs: dict) -> dict:
     return {"args": [x for x in a[1:] if isinstance(x, (bool, int, float, str))]}
 
 
+def _is_relu(kind: str, args: tuple, kwargs: dict) -> bool:
+    """A ReLU written as a clamp at 0 from below (and nothing above), or a threshold at 0 to 0."""
+    rest = list(args[1:])
+    if kind == "clamp":
+        low = rest[0] if rest else kwargs.get("min")
+        high = rest[1] if len(rest) > 1 else kwargs.get("max")
+        return _is_zero(low) and high is None
+    if kind == "clamp_min":
+        return _is_zero(rest[0] if rest else kwargs.get("min"))
+    if kind == "threshold":
+        return len(rest) >= 2 and _is_zero(rest[0]) and _is_zero(rest[1])
+    return False
+
+
+def _is_zero(x) -> bool:
+    if isinstance(x, torch.Tensor):
+        return x.numel() == 1 and not x.is_meta and x.item() == 0
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == 0
+
+
 def _float32(x: float) -> float:
     return struct.unpack("f", struct.pack("f", x))[0] if math.isfinite(x) and abs(x) < 3e38 else x
 
@@ -232,6 +252,8 @@ class _Recorder(TorchDispatchMode):
         else:
             out = func(*run_args, **run_kwargs)
         kind = func.overloadpacket.__name__.rstrip("_") if hasattr(func, "overloadpacket") else str(func)
+        if _is_relu(kind, args, kwargs):  # x.clamp(min=0), torch.clamp_min(x, 0), F.threshold(x, 0, 0)
+            kind, args, kwargs = "relu", args[:1], {}
         flat: list = []
         for a in list(args) + list(kwargs.values()):
             flat.extend(a if isinstance(a, (list, tuple)) else [a])
