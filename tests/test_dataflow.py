@@ -317,6 +317,24 @@ def test_a_relu_written_as_a_clamp_at_zero_is_a_relu(act, same):
     assert (compare(trace(mine, x), trace(ref, x)) == []) == same
 
 
+@pytest.mark.parametrize("pool,side,same", [
+    (lambda y: F.avg_pool2d(y, y.shape[2:]), 5, True), (lambda y: F.avg_pool2d(y, y.shape[2:]), 7, True),
+    (lambda y: F.avg_pool2d(y, list(y.shape[2:])), 1, True),
+    (nn.AvgPool2d(5), 5, True),                     # the window is the whole map at this size ...
+    (nn.AvgPool2d(5), 6, False),                    # ... and only a corner of a larger one
+    (lambda y: F.avg_pool2d(y, y.shape[2:], padding=1), 5, False),
+])
+def test_an_average_pool_over_the_whole_map_is_a_global_average_pool(pool, side, same):
+    x = torch.randn(2, 4, side, side)
+    torch.manual_seed(0)
+    mine, ref = ConvThen(pool), ConvThen(nn.AdaptiveAvgPool2d(1))
+    mine.load_state_dict(ref.state_dict())
+    with torch.no_grad():
+        a, b = mine(x), ref(x)
+        assert (a.shape == b.shape and torch.allclose(a, b, atol=1e-6)) == same   # PyTorch's own outputs
+    assert (compare(trace(mine, x), trace(ref, x)) == []) == same
+
+
 def test_a_trace_is_plain_json_and_round_trips():
     t = trace(reference(), X)
     text = t.to_json()

@@ -176,6 +176,16 @@ def _is_relu(kind: str, args: tuple, kwargs: dict) -> bool:
     return False
 
 
+def _is_global_average(kind: str, args: tuple, kwargs: dict) -> bool:
+    """An average pool whose window is the whole map, unpadded: one mean per map, as a global average pool."""
+    if kind != "avg_pool2d" or not args or not isinstance(args[0], torch.Tensor) or args[0].dim() < 2:
+        return False
+    s = _settings(kind, tuple(args), kwargs)
+    kernel = s["kernel"] * 2 if len(s["kernel"]) == 1 else s["kernel"]
+    return (kernel == list(args[0].shape[-2:]) and not any(s["padding"]) and not s["ceil_mode"]
+            and s["divisor_override"] is None)
+
+
 def _is_zero(x) -> bool:
     if isinstance(x, torch.Tensor):
         return x.numel() == 1 and not x.is_meta and x.item() == 0
@@ -254,6 +264,8 @@ class _Recorder(TorchDispatchMode):
         kind = func.overloadpacket.__name__.rstrip("_") if hasattr(func, "overloadpacket") else str(func)
         if _is_relu(kind, args, kwargs):  # x.clamp(min=0), torch.clamp_min(x, 0), F.threshold(x, 0, 0)
             kind, args, kwargs = "relu", args[:1], {}
+        elif _is_global_average(kind, args, kwargs):  # F.avg_pool2d(x, x.shape[2:]): the mean of each map
+            kind, args, kwargs = "mean", (args[0], [-2, -1]), {}
         flat: list = []
         for a in list(args) + list(kwargs.values()):
             flat.extend(a if isinstance(a, (list, tuple)) else [a])
