@@ -335,6 +335,40 @@ def test_an_average_pool_over_the_whole_map_is_a_global_average_pool(pool, side,
     assert (compare(trace(mine, x), trace(ref, x)) == []) == same
 
 
+class LooseBN(nn.Module):
+    """Conv-BN-ReLU kept in a plain Python list: the module does not register them."""
+
+    def __init__(self, register: bool):
+        super().__init__()
+        layers = [conv(4, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU()]
+        self.layers = nn.Sequential(*layers) if register else layers
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def test_layers_in_a_plain_list_are_named_when_eval_mode_does_not_reach_them():
+    x = torch.randn(2, 4, 6, 6)
+    loose, ref = LooseBN(register=False), LooseBN(register=True)
+    loose.eval()
+    assert loose.layers[1].training and list(loose.parameters()) == []   # PyTorch's own behaviour
+    t = trace_shapes_of(loose, x)
+    assert [op.unregistered for op in t.ops if op.kind == "convolution"] == [4 * 8 * 9]
+    back = Trace.from_json(t.to_json())
+    assert dataflow.unregistered_layers(back, "your block").startswith("2 of the layers your block runs")
+    assert dataflow.unregistered_layers(trace_shapes_of(ref, x)) is None
+    assert compare(t, trace_shapes_of(ref, x)) == []      # the same graph: the structure is right
+    with pytest.raises(checks.CheckFailed) as failed:     # but in eval mode its BatchNorm uses the batch's statistics
+        checks.same_function(loose, ref, x, what="your block")
+    assert "not registered" in str(failed.value) and "nn.ModuleList" in str(failed.value)
+
+
+def trace_shapes_of(module: nn.Module, x: torch.Tensor) -> Trace:
+    return dataflow.trace_shapes(module, tuple(x.shape), train=False)
+
+
 def test_a_trace_is_plain_json_and_round_trips():
     t = trace(reference(), X)
     text = t.to_json()

@@ -351,10 +351,20 @@ def same_function(block: nn.Module, reference: nn.Module, x: torch.Tensor, what:
         if train:
             _same_running_stats(block, reference, what, atol, _bn_names(block, reference, tuple(x.shape)))
         return
+    _raise_if_unregistered(_dataflow(block, tuple(x.shape)), what, diff)
     # Pair the layers as their weights were paired (registration order) and report the first
     # whose output differs: layers before it in its branch still computed the right thing.
     _explain_difference(_activations(block, x), _activations(reference, x), _branch_outputs(block, x),
                         _branch_outputs(reference, x), what, atol, diff)
+
+
+def _raise_if_unregistered(trace, what: str, diff: float) -> None:
+    """A difference explained by layers the module does not register (see dataflow.unregistered_layers)."""
+    from . import dataflow
+
+    why = dataflow.unregistered_layers(trace, what) if trace is not None else None
+    if why:
+        raise CheckFailed(f"with the reference's weights, {what}'s output differs by up to {diff:.3g}: {why}")
 
 
 def _branch_outputs(module: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
@@ -914,6 +924,7 @@ def _same_function_remote(block, reference: nn.Module, x: torch.Tensor, what: st
                                           f"differs from the reference's.\n  hint: use nn.BatchNorm2d with its "
                                           f"defaults (momentum 0.1, running statistics on), once per forward pass.")
         return
+    _raise_if_unregistered(mine, what, diff)
     # what each layer computed, for the message: the same weights again, watched this time
     watched = remote.request(block, "run", x=x, train=train, watch=True, **load)
     watched = watched if isinstance(watched, dict) else {}

@@ -59,6 +59,7 @@ class Op:
     shape: list                       # output shape
     params: list = field(default_factory=list)   # qualified names of the module parameters it reads
     weights: int = 0                  # how many parameter values it reads
+    unregistered: int = 0             # parameter values it reads that the module does not register (a plain list)
 
 
 @dataclass
@@ -87,7 +88,8 @@ class Trace:
                 raise ValueError("each op is an object")
             op = Op(id=int(raw["id"]), kind=str(raw["kind"]), settings=_plain(raw.get("settings", {})),
                     inputs=[int(i) for i in raw.get("inputs", [])], shape=[int(s) for s in raw.get("shape", [])],
-                    params=[str(p) for p in raw.get("params", [])], weights=int(raw.get("weights", 0)))
+                    params=[str(p) for p in raw.get("params", [])], weights=int(raw.get("weights", 0)),
+                    unregistered=int(raw.get("unregistered", 0)))
             ops.append(op)
         shapes = [None if sh is None else [int(v) for v in sh] for sh in data.get("output_shapes", [])[:64]]
         return cls(ops, [int(i) for i in data.get("output", [])], [int(s) for s in data.get("input_shape", [])],
@@ -289,8 +291,9 @@ class _Recorder(TorchDispatchMode):
             self.tensors[node] = [a for a in flat if isinstance(a, torch.Tensor) and self.node_of(a) is None
                                   and id(a) not in constants]
             weights = sum(a.numel() for a in read if isinstance(a, nn.Parameter))
+            loose = sum(a.numel() for a in flat if isinstance(a, nn.Parameter) and id(a) not in self.params)
             self.ops.append(Op(node, kind, settings, data, list(first.shape),
-                               [self.params[id(a)] for a in read], weights))
+                               [self.params[id(a)] for a in read], weights, loose))
         if isinstance(first, torch.Tensor):
             self.nodes[id(first)] = node
             self.keep.append(first)
@@ -498,6 +501,24 @@ def compare(student: Trace | dict | str, reference: Trace | dict | str, what: st
             continue
         _diff(gs, gr, so, ro, where, findings, what)
     return findings
+
+
+def unregistered_layers(trace: Trace, what: str = "your block") -> str | None:
+    """Why a block whose layers sit in a plain Python list behaves differently from its graph, or None.
+
+    Such layers compute the right thing, so the graphs match, but the module does not know them:
+    ``.eval()`` never reaches them (a BatchNorm keeps normalising with the batch's statistics) and
+    ``.parameters()`` leaves their weights out (an optimizer would never train them).
+    """
+    loose = [op for op in trace.ops if op.unregistered]
+    if not loose:
+        return None
+    first = f"the first: {describe(loose[0])}" if len(loose) > 1 else describe(loose[0])
+    return (f"{len(loose)} of the layers {what} runs ({first}) are not registered in it: they sit in a plain "
+            f"Python list (or dict, or tuple), so .eval() and .train() do not reach them (a BatchNorm there keeps using "
+            f"the batch's statistics, a Dropout keeps dropping) and .parameters() leaves their weights out (an "
+            f"optimizer would never train them).\n  hint: keep layers in nn.ModuleList, nn.Sequential or "
+            f"nn.ModuleDict, or as attributes of the module")
 
 
 def _path(g: _Graph, node: int) -> str:
