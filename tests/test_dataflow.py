@@ -285,6 +285,20 @@ def test_a_scale_kept_in_a_buffer_is_the_number_it_holds(scale):
         assert torch.allclose(mine(x), ref(x), atol=1e-6)
 
 
+def test_a_learned_scale_stays_a_weight():
+    class Learned(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gamma = nn.Parameter(torch.tensor(0.5))    # trained, so not a constant of the architecture
+
+        def forward(self, x):
+            return x * self.gamma.sigmoid() + x * self.gamma
+
+    ops = [op for op in trace(Learned(), torch.randn(1, 2, 3, 3)).ops if op.kind == "mul"]
+    assert len(ops) == 2 and all(op.settings.get("args") == [] for op in ops)
+    assert [op.params for op in ops] == [[], ["gamma"]]
+
+
 def test_a_wrong_scale_in_a_buffer_is_found():
     x = torch.randn(2, 8, 6, 6)
     msgs = [str(f) for f in compare(trace(BufferScaled(0.2), x), trace(Residual(True), x))]

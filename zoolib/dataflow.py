@@ -248,7 +248,7 @@ class _Recorder(TorchDispatchMode):
         if kind not in _ARITHMETIC:
             return args
         out = [a.item() if isinstance(a, torch.Tensor) and self.node_of(a) is None and a.numel() == 1
-               and not isinstance(a, nn.Parameter) and not a.is_meta else a for a in args]
+               and not a.requires_grad and not a.is_meta else a for a in args]   # not a weight, nor made of one
         if kind in _COMMUTATIVE and len(out) > 1 and not isinstance(out[0], torch.Tensor) \
                 and isinstance(out[1], torch.Tensor):
             out[0], out[1] = out[1], out[0]
