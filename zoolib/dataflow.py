@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
-import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -195,7 +194,10 @@ def _is_zero(x) -> bool:
 
 
 def _float32(x: float) -> float:
-    return struct.unpack("f", struct.pack("f", x))[0] if math.isfinite(x) and abs(x) < 3e38 else x
+    try:
+        return struct.unpack("f", struct.pack("f", x))[0]
+    except OverflowError:  # beyond float32's range: kept as it is
+        return x
 
 
 def _identity(kind: str, settings: dict) -> bool:

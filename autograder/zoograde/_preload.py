@@ -19,11 +19,9 @@ import zoograde.forkserver  # noqa: F401
 import zoograde.judge  # noqa: F401
 import zoograde.preprocessors  # noqa: F401
 import zoograde.provenance  # noqa: F401
-import zoograde.reuse
 import zoograde.sanitize  # noqa: F401
 import zoograde.sources  # noqa: F401
 import zoolib.checks  # noqa: F401
 from zoograde.kernel import _warm_tracer
 
 _warm_tracer()
-zoograde.reuse.install()
