@@ -23,22 +23,19 @@ import json
 import threading
 
 _lock = threading.Lock()
-_installed = False
 
 
 def install() -> None:
-    """Patch this process's nbgrader (idempotent)."""
-    global _installed
+    """Patch this process's nbgrader (idempotent: a name already patched is left as it is)."""
     with _lock:
-        if _installed:
-            return
         import jsonschema
         import nbgrader.api as api
         from nbgrader.nbgraderformat import common
 
-        api.create_engine = _EngineReuse(api.create_engine)
-        common.jsonschema = _SchemaCheckedOnce(jsonschema)
-        _installed = True
+        if not isinstance(api.create_engine, _EngineReuse):
+            api.create_engine = _EngineReuse(api.create_engine)
+        if not isinstance(common.jsonschema, _SchemaCheckedOnce):
+            common.jsonschema = _SchemaCheckedOnce(jsonschema)
 
 
 class _EngineReuse:
