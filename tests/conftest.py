@@ -9,7 +9,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # CI points ZOO_LECTURES at them; a clone with nothing beside it skips the one test that reads them.
 LECTURES_DEFAULT = ROOT.parent / "shared" / "lectures"
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# The cores are shared by pytest-xdist's workers: each gets its share of threads. PyTorch threads that
+# outnumber the cores wait for each other (zoolib.recipes measured a small training run 10-15x slower).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _WORKERS)))
 
 
 @pytest.fixture(scope="session")
