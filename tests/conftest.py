@@ -24,3 +24,30 @@ def lectures_dir() -> Path:
     if chosen:  # asked for explicitly (as .ci/run does): a missing folder is an error, not a skip
         pytest.fail(f"ZOO_LECTURES={chosen} holds no lecture texts (*.txt)")
     pytest.skip(f"the lecture texts are not here ({folder}); set ZOO_LECTURES to the folder that holds them")
+
+
+# pytest-xdist's loadfile hands out whole files in collection order. A long file handed out last runs alone
+# while the other worker has finished: the slowest go first, and the many short ones fill in around them.
+# Seconds of one worker on the 2-core CI machine (pytest --durations, 2026-12-01); an unlisted file counts 0.
+SLOW_FILES = {
+    "tests/test_hostile.py": 390,            # the corpus graded twice: zoo-grade, then plain nbgrader
+    "tests/test_autograder_plain.py": 360,   # the class graded by plain nbgrader, one notebook at a time
+    "tests/test_autograder.py": 190,
+    "tests/test_grading_batch.py": 175,
+    "notebooks/07_inception_v4_resnet.ipynb": 160,
+    "notebooks/01_zoo_so_far.ipynb": 115,
+    "notebooks/05_batch_normalization.ipynb": 80,
+    "tests/test_book_browser.py": 70,
+    "notebooks/03_network_in_network.ipynb": 60,
+    "notebooks/06_inception_v3.ipynb": 60,
+    "notebooks/04_inception_googlenet.ipynb": 55,
+    "tests/test_grading_kernel.py": 45,
+    "tests/test_grading_bench.py": 40,
+    "tests/test_cases_inprocess.py": 35,
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("loadscopereorder", default=True):
+        return  # xdist reorders the files itself (by number of tests): nothing to do here
+    items.sort(key=lambda item: -SLOW_FILES.get(item.nodeid.split("::")[0], 0))  # stable: a file keeps its order
