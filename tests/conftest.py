@@ -30,20 +30,21 @@ def lectures_dir() -> Path:
 # while the other worker has finished: the slowest go first, and the many short ones fill in around them.
 # Seconds of one worker on the 2-core CI machine (pytest --durations, 2026-12-01); an unlisted file counts 0.
 SLOW_FILES = {
-    "tests/test_hostile.py": 390,            # the corpus graded twice: zoo-grade, then plain nbgrader
-    "tests/test_autograder_plain.py": 360,   # the class graded by plain nbgrader, one notebook at a time
-    "tests/test_autograder.py": 190,
-    "tests/test_grading_batch.py": 175,
-    "notebooks/07_inception_v4_resnet.ipynb": 160,
-    "notebooks/01_zoo_so_far.ipynb": 115,
-    "notebooks/05_batch_normalization.ipynb": 80,
-    "tests/test_book_browser.py": 70,
+    "tests/test_autograder_plain.py": 320,   # the class graded by plain nbgrader, one notebook at a time
+    "tests/test_hostile.py": 250,            # the corpus graded twice: zoo-grade, then plain nbgrader
+    "tests/test_autograder.py": 195,
+    "notebooks/07_inception_v4_resnet.ipynb": 185,
+    "tests/test_grading_batch.py": 180,
+    "notebooks/01_zoo_so_far.ipynb": 95,
+    "notebooks/05_batch_normalization.ipynb": 90,
+    "tests/test_book_browser.py": 80,
+    "tests/test_cases_inprocess.py": 80,
+    "notebooks/06_inception_v3.ipynb": 65,
     "notebooks/03_network_in_network.ipynb": 60,
-    "notebooks/06_inception_v3.ipynb": 60,
-    "notebooks/04_inception_googlenet.ipynb": 55,
-    "tests/test_grading_kernel.py": 45,
-    "tests/test_grading_bench.py": 40,
-    "tests/test_cases_inprocess.py": 35,
+    "notebooks/04_inception_googlenet.ipynb": 45,
+    "tests/test_profiler.py": 40,
+    "tests/test_grading_kernel.py": 35,
+    "tests/test_grading_bench.py": 30,
 }
 
 
