@@ -46,6 +46,29 @@ def test_workers_start_with_the_grader_imported_and_a_dead_worker_fails_only_its
     assert len(pids) >= 2  # the two workers, and the one forked after the death if it took a task
 
 
+def _environment(name: str, variable: str) -> SubmissionResult:
+    return SubmissionResult(name, "graded", notes=[os.environ.get(variable, "<unset>")])
+
+
+def test_a_task_sees_the_callers_environment_of_now(monkeypatch):
+    """The workers' parent is started once per process and keeps the environment of that moment. The
+    course's config reads its limits and gradebook URL from the environment, so a batch run after another
+    one with ZOOGRADE_MEMORY_LIMIT=1536 set graded with 1,536 MiB (CI, 2026-12-01)."""
+    monkeypatch.setenv("ZOOGRADE_MEMORY_LIMIT", "1536")
+    LocalPool.prepare()  # the parent, if this process has none yet, starts with 1536
+    with LocalPool(1) as pool:
+        before = next(pool.results([("a", ("a", "ZOOGRADE_MEMORY_LIMIT"))], task=_environment))
+        monkeypatch.setenv("ZOOGRADE_MEMORY_LIMIT", "3072")
+        monkeypatch.setenv("ZOO_GRADEBOOK_URL", "postgresql:///other")
+        after = list(pool.results([("b", ("b", "ZOOGRADE_MEMORY_LIMIT")), ("c", ("c", "ZOO_GRADEBOOK_URL"))],
+                                  task=_environment))
+        monkeypatch.delenv("ZOO_GRADEBOOK_URL")
+        unset = next(pool.results([("d", ("d", "ZOO_GRADEBOOK_URL"))], task=_environment))
+    assert before.notes == ["1536"]
+    assert [r.notes for r in after] == [["3072"], ["postgresql:///other"]]  # the same worker, a new value
+    assert unset.notes == ["<unset>"]
+
+
 def test_tasks_start_in_the_order_given():
     calls = [(f"t{i}", (f"t{i}", None, 0.5)) for i in range(6)]
     with LocalPool(2) as pool:

@@ -397,7 +397,9 @@ class LocalPool:
     them itself (about 5 s of CPU per process) as a freshly started interpreter would. Tasks go
     out in the order given, one per idle worker. A worker that dies under a task (never a
     student's code: that runs in a sandboxed kernel) fails that task only, and a new one is forked
-    in its place. Results travel between the grader's own processes, never from a kernel.
+    in its place. Results travel between the grader's own processes, never from a kernel. A task
+    runs with the caller's environment as it was when the task was sent (the course's limits and
+    gradebook URL come from it), not with that of whoever first started the workers' parent.
 
     As with any multiprocessing pool that does not fork the caller, a script that grades with it
     must keep its own work under ``if __name__ == "__main__":``: each worker imports the script.
@@ -453,11 +455,15 @@ class LocalPool:
                     if index not in busy and queue:
                         process, conn = self._slots[index] or self._start(index)
                         student, arguments = queue.popleft()
+                        # the caller's environment now: the workers' parent is started once per process, with
+                        # the environment of that moment, and the course's config reads limits and the gradebook
+                        # URL from it (ZOOGRADE_MEMORY_LIMIT, ZOO_GRADEBOOK_URL)
+                        call = (task, arguments, dict(os.environ))
                         try:
-                            conn.send((task, arguments))
+                            conn.send(call)
                         except OSError:  # it died while idle: a new one takes the task
                             process, conn = self._start(index)
-                            conn.send((task, arguments))
+                            conn.send(call)
                         busy[index] = student
                 waiting = {}
                 for index in busy:
@@ -525,7 +531,9 @@ def _pool_worker(conn) -> None:
             return
         if call is None:
             return
-        task, arguments = call
+        task, arguments, environ = call
+        os.environ.clear()
+        os.environ.update(environ)
         conn.send(task(*arguments))
 
 
