@@ -339,10 +339,10 @@ def _run(course: Path, assignment: str, tasks: list, overrides: dict, workers: i
                 pool = scheduler if scheduler is not None else stack.enter_context(LocalPool(workers))
                 batch.workers = pool.workers
                 # local workers share one kernel fork server, started here while the workers' parent
-                # (started by prepare_workers) imports
+                # (started by prepare_workers) imports; its socket reaches them in the environment each task
+                # carries (LocalPool.results)
                 _share_fork_server(course, overrides)
-                server = os.environ.get(forkserver.SHARED)
-                yield from pool.results([(student, (str(course), assignment, student, overrides, digest, server))
+                yield from pool.results([(student, (str(course), assignment, student, overrides, digest))
                                          for student, digest in tasks])
         else:
             yield from _run_on_dask(course, assignment, tasks, overrides, workers, scheduler, batch)
@@ -444,7 +444,7 @@ class LocalPool:
     def results(self, calls: list, task=None):
         """Run ``(student, arguments)`` calls of ``task`` (an importable function; default: grading one
         submission); yield each SubmissionResult as it completes."""
-        task = task or _pool_task
+        task = task or grade_one
         from collections import deque
         from multiprocessing.connection import wait
 
@@ -535,14 +535,3 @@ def _pool_worker(conn) -> None:
         os.environ.clear()
         os.environ.update(environ)
         conn.send(task(*arguments))
-
-
-def _pool_task(course: str, assignment: str, student: str, overrides: dict, digest: str,
-               server: str | None) -> SubmissionResult:
-    from zoograde import forkserver
-
-    if server:  # the batch's kernel fork server (a pool outlives one batch, and its environment)
-        os.environ[forkserver.SHARED] = server
-    else:
-        os.environ.pop(forkserver.SHARED, None)
-    return grade_one(course, assignment, student, overrides, digest)
