@@ -329,8 +329,12 @@ def stop() -> None:
 
 def main(args: list[str]) -> int:
     if len(args) >= 2 and args[0] == "--serve":
-        serve(args[1])
-        return 0
+        try:
+            serve(args[1])  # returns, or raises SystemExit on SIGTERM, once its kernels are killed and its socket gone
+        except SystemExit:
+            pass
+        # nothing left to save: Python's orderly exit (PyTorch and IPython loaded) only made stop() wait longer
+        os._exit(0)
     if len(args) >= 3 and args[0] == "--attach" and args[2] == "--":
         return attach(args[1], args[3:])
     if len(args) >= 5 and args[0] == "--attach" and args[2] == "--cgroup" and args[4] == "--":
