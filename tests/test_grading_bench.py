@@ -1,10 +1,11 @@
 """``python -m zoograde.bench`` (the grading half of ``make bench``), on a class of four.
 
-It runs as ``make bench`` runs it, with ``--n 4 --no-marginal`` and everything in a temporary
-folder, and the test then reads both gradebooks itself: the sequential nbgrader run (A) and the
-parallel ``zoo-grade autograde`` run (B) each graded all four submissions, with the same score in every
-cell, the reference solutions full marks (10) and the untouched release 0. It checks that the
-table and the CSV row carry every field the module's docstring documents.
+It runs as ``make bench`` runs it, with ``--n 4 --rounds 2 --no-marginal`` and everything in a
+temporary folder, and the test then reads the gradebooks itself: in both rounds the sequential
+nbgrader run (A) and the parallel ``zoo-grade autograde`` run (B) each graded all four submissions,
+with the same score in every cell, the reference solutions full marks (10) and the untouched
+release 0. It checks that the table and the CSV row carry every field the module's docstring
+documents, and that the row's median and spread are those of the rounds the table lists.
 
 It asserts no speed-up: with two notebooks per worker the parallel run mostly measures the
 workers' start and imports, and CI machines are noisy. The speed-up and the
@@ -30,10 +31,11 @@ def bench_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("grading-bench")
     out_csv = tmp / "bench-grading.csv"
     env = tool_env({k: v for k, v in os.environ.items() if k != "ZOO_GRADEBOOK_URL"})
-    run = subprocess.run([sys.executable, "-m", "zoograde.bench", "--n", "4", "--no-marginal", "--csv", str(out_csv),
+    run = subprocess.run([sys.executable, "-m", "zoograde.bench", "--n", "4", "--rounds", "2", "--no-marginal", "--csv", str(out_csv),
                           "--workdir", str(tmp), "--keep"], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=600)
     assert run.returncode == 0, f"the bench failed:\n{(run.stdout + run.stderr)[-4000:]}"
+    (tmp / "progress.txt").write_text(run.stderr)
     kept = list(tmp.glob("zoograde-bench-*"))
     assert len(kept) == 1, kept
     return run.stdout, out_csv, kept[0]
@@ -47,7 +49,8 @@ def test_table_has_every_field(bench_run):
     stdout, _, _ = bench_run
     rows = dict(line.strip("|").split("|")[:2] for line in stdout.splitlines() if line.startswith("| "))
     rows = {k.strip(): v.strip() for k, v in rows.items()}
-    for key in ("notebooks (N)", "workers", "cores (os.cpu_count())", "A: sequential `nbgrader autograde`",
+    for key in ("notebooks (N)", "workers", "cores (os.cpu_count())", "rounds (A, B, C each once per round)",
+                "A: sequential `nbgrader autograde`",
                 "B: parallel `zoo-grade autograde`", "speed-up A/B", "A: seconds per notebook",
                 "B: seconds per notebook (wall)", "marginal cost per notebook (T_B − T_C) / (N − N/2)",
                 "goal: speed-up ≥ 1.8", "goal: marginal ≤ 1 s per notebook",
@@ -72,14 +75,66 @@ def test_csv_row_has_the_documented_columns(bench_run):
     for column in bench.CSV_COLUMNS:   # the docstring documents every column
         assert f"``{column}``" in bench.__doc__, column
     assert row["assignment"] == ASSIGNMENT and row["n"] == "4" and row["workers"] == "2"
-    assert row["cores"] == str(os.cpu_count())
+    assert row["cores"] == str(os.cpu_count()) and row["rounds"] == "2"
     sequential, parallel = float(row["sequential_s"]), float(row["parallel_s"])
     assert sequential > 0 and parallel > 0
-    assert float(row["speedup"]) == pytest.approx(sequential / parallel, rel=0.01)
     assert float(row["sequential_s_per_nb"]) == pytest.approx(sequential / 4, rel=0.01)
     assert row["marginal_n"] == row["marginal_parallel_s"] == row["marginal_s_per_nb"] == row["marginal_goal"] == ""
+    assert row["marginal_s_per_nb_max"] == ""
     assert row["scores_identical"] == "yes" and row["scores_expected"] == "yes"
     assert row["speedup_goal"] in ("yes", "no")
+
+
+def _round_times(stdout: str, label: str) -> list[float]:
+    line = next(line for line in stdout.splitlines() if line.startswith(f"| {label}"))
+    return [float(v) for v in line.split("rounds: ")[1].split(" s")[0].split(", ")]
+
+
+def test_the_row_is_the_median_and_spread_of_the_rounds(bench_run):
+    """Two rounds: the median of two values is their mean; the speed-up is the median of each round's
+    own A/B, which is not the ratio of the medians unless both rounds agree."""
+    stdout, out_csv, _ = bench_run
+    with open(out_csv, newline="") as f:
+        row = next(csv.DictReader(f))
+    a, b = _round_times(stdout, "A: sequential"), _round_times(stdout, "B: parallel")
+    assert len(a) == len(b) == 2
+    ratios = [x / y for x, y in zip(a, b)]
+    assert float(row["sequential_s"]) == pytest.approx(sum(a) / 2, abs=0.06)
+    assert float(row["parallel_s"]) == pytest.approx(sum(b) / 2, abs=0.06)
+    assert float(row["speedup_min"]) == pytest.approx(min(ratios), rel=0.01)
+    assert float(row["speedup_max"]) == pytest.approx(max(ratios), rel=0.01)
+    assert float(row["speedup"]) == pytest.approx(sum(ratios) / 2, rel=0.01)
+    assert row["speedup_goal"] == ("yes" if sum(ratios) / 2 >= 1.8 else "no")
+
+
+def test_the_second_round_runs_in_the_reverse_order(bench_run):
+    """A then B, then B then A: a machine that slows down during the run weighs on both."""
+    _, _, kept = bench_run
+    progress = [line for line in (kept.parent / "progress.txt").read_text().splitlines() if ": A: " in line
+                or ": B: " in line]
+    assert [line.split(": ")[0] + " " + line.split(": ")[1] for line in progress] == [
+        "round 1/2 A", "round 1/2 B", "round 2/2 B", "round 2/2 A"], progress
+
+
+def test_median_and_spread_of_three_rounds():
+    """The aggregation on three rounds with known timings (no grading): the speed-ups are 60/30 = 2.0,
+    66/36 = 1.83 and 50/30 = 1.67, their median 1.83 (the ratio of the medians would be 60/30 = 2.0);
+    the marginal costs (30-16)/20 = 0.7, (36-18)/20 = 0.9 and (30-14)/20 = 0.8 s, their median 0.8 s."""
+    from zoograde.bench import Report, Round
+
+    report = Report("x", 40, 2, 2, rounds=[Round(60, 30, 1.0, 16), Round(66, 36, 1.2, 18), Round(50, 30, 1.1, 14)],
+                    marginal_n=20)
+    assert report.sequential_s == 60 and report.parallel_s == 30 and report.work_s_per_nb == 1.1
+    assert report.speedup == pytest.approx(66 / 36)
+    assert report.speedups == pytest.approx([2.0, 66 / 36, 50 / 30])
+    assert report.marginal_s_per_nb == pytest.approx(0.8) and max(report.marginals) == pytest.approx(0.9)
+    assert report.speedup_goal and report.marginal_goal
+    row = report.csv_row()
+    assert (row["rounds"], row["speedup"], row["speedup_min"], row["speedup_max"]) == (3, "1.833", "1.667", "2.000")
+    assert (row["marginal_s_per_nb"], row["marginal_s_per_nb_max"]) == ("0.800", "0.900")
+    table = report.table()
+    assert "1.83× (median); rounds: 2.00, 1.83, 1.67× (spread 1.67–2.00×)" in table
+    assert "0.80 s (median); rounds: 0.70, 0.90, 0.80 s" in table
 
 
 def test_both_runs_graded_everyone_alike(bench_run):
@@ -88,7 +143,10 @@ def test_both_runs_graded_everyone_alike(bench_run):
     assert sorted(a) == sorted(b) and len(a) == 4, (sorted(a), sorted(b))
     assert all(v is not None for cells in a.values() for v in cells.values()), a
     assert a == b
-    assert not (kept / "C-half").exists()   # --no-marginal
+    # the second round (kept, with --keep) graded everyone alike too, and alike to the first
+    a2, b2 = _scores(kept / "A-sequential-2"), _scores(kept / "B-parallel-2")
+    assert a2 == b2 == a
+    assert not (kept / "C-half").exists() and not (kept / "C-half-2").exists()   # --no-marginal
 
 
 def test_reference_full_marks_and_blank_zero(bench_run):

@@ -1,9 +1,9 @@
 """``make bench``, grading part: plain ``nbgrader autograde`` against ``zoo-grade autograde`` on this machine.
 
-    python -m zoograde.bench [--assignment 03_network_in_network] [--n 40] [--workers 2]
+    python -m zoograde.bench [--assignment 03_network_in_network] [--n 40] [--workers 2] [--rounds 3]
                              [--no-marginal] [--csv results/bench-grading.csv] [--workdir DIR] [--keep]
 
-One run measures, for one assignment:
+One run measures, for one assignment, in ``--rounds`` paired rounds (default 3):
 
 1. **Setup (not timed).** A temporary copy of the course (``autograder/`` without its gradebook,
    release, submissions, outputs and markers), ``nbgrader generate_assignment``, and N submissions,
@@ -19,15 +19,22 @@ One run measures, for one assignment:
 4. **C, marginal** (unless ``--no-marginal``). B again, on a third copy holding only the first
    N/2 submissions (same mix): the marginal cost of one more notebook is
    ``(T_B - T_C) / (N - N/2)``, what is left when the fixed costs (workers, imports) cancel out.
-5. **Check.** A and B must give every student the same score in every graded cell (read from
-   both gradebooks with ``nbgrader.api``), every submission must be graded, and the reference
-   must score full marks, the blank zero and each wrong case its points from the cases file.
-   Anything else is an error: it is printed and the exit status is 1.
-6. **Report.** A Markdown table on standard output and one row appended to the CSV file.
+5. **Rounds.** Steps 2 to 4 are repeated ``--rounds`` times, each time on fresh copies, in the
+   order A B C, then C B A, then A B C again, and so on: a machine that slows down or speeds up
+   during the run then weighs on A and on B alike. Each round gives its own speed-up
+   T_A / T_B and marginal cost, from timings taken minutes apart on the same machine. The
+   report gives their median (the goal is judged on it) and their spread (smallest, largest).
+6. **Check.** In every round, A and B must give every student the same score in every graded
+   cell (read from both gradebooks with ``nbgrader.api``), every submission must be graded, and
+   the reference must score full marks, the blank zero and each wrong case its points from the
+   cases file. Anything else is an error: it is printed and the exit status is 1.
+7. **Report.** A Markdown table on standard output and one row appended to the CSV file.
 
 Goals (issue 10): a speed-up A/B of at least 1.8 with 2 workers on 2 cores, and a marginal cost of
 at most 1.0 s per notebook. They are reported, never enforced (exit status 0 when the scores are right).
 With a few notebooks per worker the speed-up mostly measures the fixed costs: judge it at N = 40.
+One round alone varies by 10-15 % on a shared machine (1.73-1.98x for assignment 3 on one
+evening), which is why a run has several.
 
 The gradebooks are SQLite files in the temporary copies, whatever ``ZOO_GRADEBOOK_URL`` says
 (it is ignored here, so a shared gradebook is never touched). The copies are deleted at the end
@@ -42,17 +49,22 @@ CSV columns (one row per run, header written when the file is new):
 ``n``                       submissions graded by A and B
 ``workers``                 worker processes of B and C
 ``cores``                   ``os.cpu_count()``
-``sequential_s``            T_A, wall seconds of ``nbgrader autograde``
-``parallel_s``              T_B, wall seconds of ``zoo-grade autograde``
-``speedup``                 T_A / T_B
+``rounds``                  paired rounds (A, B and C each once per round)
+``sequential_s``            T_A, wall seconds of ``nbgrader autograde`` (median of the rounds)
+``parallel_s``              T_B, wall seconds of ``zoo-grade autograde`` (median of the rounds)
+``speedup``                 T_A / T_B, the median of the rounds' own ratios
+``speedup_min``             the smallest round's T_A / T_B
+``speedup_max``             the largest round's T_A / T_B
 ``sequential_s_per_nb``     T_A / n
 ``parallel_s_per_nb``       T_B / n
-``work_s_per_nb``           mean seconds a B worker spent on one notebook
+``work_s_per_nb``           mean seconds a B worker spent on one notebook (median of the rounds)
 ``marginal_n``              submissions of C (N/2; empty with ``--no-marginal``)
-``marginal_parallel_s``     T_C (empty with ``--no-marginal``)
-``marginal_s_per_nb``       (T_B - T_C) / (n - marginal_n) (empty with ``--no-marginal``)
-``speedup_goal``            ``yes`` / ``no``: speed-up >= 1.8 (the goal is for 2 workers on 2 cores)
-``marginal_goal``           ``yes`` / ``no``: marginal <= 1.0 s (empty with ``--no-marginal``)
+``marginal_parallel_s``     T_C (median of the rounds; empty with ``--no-marginal``)
+``marginal_s_per_nb``       (T_B - T_C) / (n - marginal_n), the median of the rounds' own (empty with
+                            ``--no-marginal``)
+``marginal_s_per_nb_max``   the largest round's marginal cost (empty with ``--no-marginal``)
+``speedup_goal``            ``yes`` / ``no``: median speed-up >= 1.8 (the goal is for 2 workers on 2 cores)
+``marginal_goal``           ``yes`` / ``no``: median marginal <= 1.0 s (empty with ``--no-marginal``)
 ``scores_identical``        ``yes`` / ``no``: A and B agree on every student and cell
 ``scores_expected``         ``yes`` / ``no``: reference full marks, blank 0, cases their points
 ``load_before``             1-minute load average when the run started (timings taken on a
@@ -70,6 +82,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -84,10 +97,10 @@ COURSE = Path(__file__).resolve().parents[1]
 DEFAULT_ASSIGNMENT = "03_network_in_network"
 SPEEDUP_GOAL = 1.8       # with 2 workers on 2 cores (issue 10)
 MARGINAL_GOAL = 1.0      # seconds per notebook (issue 10)
-CSV_COLUMNS = ("date", "host", "assignment", "n", "workers", "cores", "sequential_s", "parallel_s", "speedup",
-               "sequential_s_per_nb", "parallel_s_per_nb", "work_s_per_nb", "marginal_n", "marginal_parallel_s",
-               "marginal_s_per_nb", "speedup_goal", "marginal_goal", "scores_identical", "scores_expected",
-               "load_before", "nbgrader")
+CSV_COLUMNS = ("date", "host", "assignment", "n", "workers", "cores", "rounds", "sequential_s", "parallel_s",
+               "speedup", "speedup_min", "speedup_max", "sequential_s_per_nb", "parallel_s_per_nb", "work_s_per_nb",
+               "marginal_n", "marginal_parallel_s", "marginal_s_per_nb", "marginal_s_per_nb_max", "speedup_goal",
+               "marginal_goal", "scores_identical", "scores_expected", "load_before", "nbgrader")
 
 
 class BenchError(Exception):
@@ -198,31 +211,73 @@ def max_points(course: Path, assignment: str) -> dict[str, float]:
 # The measurement
 
 @dataclass
+class Round:
+    """One round's wall seconds: A (sequential), B (parallel) and C (parallel, N/2; None without it)."""
+    sequential_s: float
+    parallel_s: float
+    work_s_per_nb: float = 0.0
+    marginal_parallel_s: float | None = None
+
+    @property
+    def speedup(self) -> float:
+        return self.sequential_s / self.parallel_s if self.parallel_s else float("nan")
+
+
+@dataclass
 class Report:
     assignment: str
     n: int
     workers: int
     cores: int
-    sequential_s: float = 0.0
-    parallel_s: float = 0.0
-    work_s_per_nb: float = 0.0
+    rounds: list[Round] = field(default_factory=list)
     marginal_n: int | None = None
-    marginal_parallel_s: float | None = None
     problems: list[str] = field(default_factory=list)
     scores_identical: bool = False
     scores_expected: bool = False
     score_summary: str = ""
     load_before: float | None = None
 
+    @staticmethod
+    def _median(values: list[float]) -> float:
+        return statistics.median(values) if values else float("nan")
+
+    @property
+    def sequential_s(self) -> float:
+        return self._median([r.sequential_s for r in self.rounds])
+
+    @property
+    def parallel_s(self) -> float:
+        return self._median([r.parallel_s for r in self.rounds])
+
+    @property
+    def work_s_per_nb(self) -> float:
+        return self._median([r.work_s_per_nb for r in self.rounds])
+
+    @property
+    def marginal_parallel_s(self) -> float | None:
+        values = [r.marginal_parallel_s for r in self.rounds if r.marginal_parallel_s is not None]
+        return self._median(values) if values else None
+
+    @property
+    def speedups(self) -> list[float]:
+        return [r.speedup for r in self.rounds]
+
     @property
     def speedup(self) -> float:
-        return self.sequential_s / self.parallel_s if self.parallel_s else float("nan")
+        """The median of the rounds' own T_A / T_B (each pair measured minutes apart)."""
+        return self._median(self.speedups)
+
+    @property
+    def marginals(self) -> list[float]:
+        if not self.marginal_n or self.n <= self.marginal_n:
+            return []
+        return [(r.parallel_s - r.marginal_parallel_s) / (self.n - self.marginal_n) for r in self.rounds
+                if r.marginal_parallel_s is not None]
 
     @property
     def marginal_s_per_nb(self) -> float | None:
-        if self.marginal_parallel_s is None or not self.marginal_n or self.n <= self.marginal_n:
-            return None
-        return (self.parallel_s - self.marginal_parallel_s) / (self.n - self.marginal_n)
+        values = self.marginals
+        return self._median(values) if values else None
 
     @property
     def busy(self) -> bool:
@@ -242,20 +297,29 @@ class Report:
         goal_setup = "" if (self.workers, self.cores) == (2, 2) else \
             f" (the goal is for 2 workers on 2 cores; this ran {self.workers} on {self.cores})"
         m = self.marginal_s_per_nb
+        several = len(self.rounds) > 1
+        median = " (median)" if several else ""
+        each = lambda values, fmt: ", ".join(fmt.format(v) for v in values)
         rows = [
             ("assignment", f"`{self.assignment}`"),
             ("notebooks (N)", f"{self.n}"),
             ("workers", f"{self.workers}"),
             ("cores (os.cpu_count())", f"{self.cores}"),
-            ("A: sequential `nbgrader autograde`", f"{self.sequential_s:.1f} s"),
-            ("B: parallel `zoo-grade autograde`", f"{self.parallel_s:.1f} s"),
-            ("speed-up A/B", f"{self.speedup:.2f}×"),
+            ("rounds (A, B, C each once per round)", f"{len(self.rounds)}"),
+            ("A: sequential `nbgrader autograde`", f"{self.sequential_s:.1f} s{median}"
+             + (f"; rounds: {each([r.sequential_s for r in self.rounds], '{:.1f}')} s" if several else "")),
+            ("B: parallel `zoo-grade autograde`", f"{self.parallel_s:.1f} s{median}"
+             + (f"; rounds: {each([r.parallel_s for r in self.rounds], '{:.1f}')} s" if several else "")),
+            ("speed-up A/B", f"{self.speedup:.2f}×{median}"
+             + (f"; rounds: {each(self.speedups, '{:.2f}')}× (spread {min(self.speedups):.2f}–"
+                f"{max(self.speedups):.2f}×)" if several else "")),
             ("A: seconds per notebook", f"{self.sequential_s / self.n:.2f} s"),
             ("B: seconds per notebook (wall)", f"{self.parallel_s / self.n:.2f} s"),
             ("B: seconds of work per notebook (one worker)", f"{self.work_s_per_nb:.2f} s"),
             ("C: parallel, N/2 notebooks", "not measured (--no-marginal)" if self.marginal_parallel_s is None
-             else f"{self.marginal_parallel_s:.1f} s for {self.marginal_n}"),
-            ("marginal cost per notebook (T_B − T_C) / (N − N/2)", "n/a" if m is None else f"{m:.2f} s"),
+             else f"{self.marginal_parallel_s:.1f} s for {self.marginal_n}{median}"),
+            ("marginal cost per notebook (T_B − T_C) / (N − N/2)", "n/a" if m is None else f"{m:.2f} s{median}"
+             + (f"; rounds: {each(self.marginals, '{:.2f}')} s" if several else "")),
             (f"goal: speed-up ≥ {SPEEDUP_GOAL}", yes(self.speedup_goal) + goal_setup),
             (f"goal: marginal ≤ {MARGINAL_GOAL:g} s per notebook", yes(self.marginal_goal)),
             ("A and B: same score for every student and cell", yes(self.scores_identical)),
@@ -274,11 +338,15 @@ class Report:
         return {
             "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "host": platform.node(),
             "assignment": self.assignment, "n": self.n, "workers": self.workers, "cores": self.cores,
-            "sequential_s": f"{self.sequential_s:.2f}", "parallel_s": f"{self.parallel_s:.2f}",
-            "speedup": f"{self.speedup:.3f}", "sequential_s_per_nb": f"{self.sequential_s / self.n:.3f}",
+            "rounds": len(self.rounds), "sequential_s": f"{self.sequential_s:.2f}",
+            "parallel_s": f"{self.parallel_s:.2f}", "speedup": f"{self.speedup:.3f}",
+            "speedup_min": f"{min(self.speedups):.3f}", "speedup_max": f"{max(self.speedups):.3f}",
+            "sequential_s_per_nb": f"{self.sequential_s / self.n:.3f}",
             "parallel_s_per_nb": f"{self.parallel_s / self.n:.3f}", "work_s_per_nb": f"{self.work_s_per_nb:.3f}",
             "marginal_n": blank(self.marginal_n, "{}"), "marginal_parallel_s": blank(self.marginal_parallel_s),
-            "marginal_s_per_nb": blank(self.marginal_s_per_nb, "{:.3f}"), "speedup_goal": yn(self.speedup_goal),
+            "marginal_s_per_nb": blank(self.marginal_s_per_nb, "{:.3f}"),
+            "marginal_s_per_nb_max": blank(max(self.marginals) if self.marginals else None, "{:.3f}"),
+            "speedup_goal": yn(self.speedup_goal),
             "marginal_goal": yn(self.marginal_goal), "scores_identical": yn(self.scores_identical),
             "scores_expected": yn(self.scores_expected), "load_before": blank(self.load_before),
             "nbgrader": version("nbgrader"),
@@ -336,9 +404,11 @@ def compare(a: dict, b: dict, students: list[Student], points: dict[str, float])
 
 
 def run_bench(assignment: str = DEFAULT_ASSIGNMENT, n: int = 40, workers: int = 2, marginal: bool = True,
-              workdir: Path | None = None, keep: bool = False, quiet: bool = False) -> Report:
+              workdir: Path | None = None, keep: bool = False, quiet: bool = False, rounds: int = 3) -> Report:
     if n < 2:
         raise BenchError("--n must be at least 2")
+    if rounds < 1:
+        raise BenchError("--rounds must be at least 1")
     if not (COURSE / "source" / assignment / f"{assignment}.ipynb").is_file():
         raise BenchError(f"no assignment {assignment!r} in {COURSE / 'source'}")
     if os.environ.pop("ZOO_GRADEBOOK_URL", None):
@@ -357,31 +427,53 @@ def run_bench(assignment: str = DEFAULT_ASSIGNMENT, n: int = 40, workers: int = 
         nbgrader(template, "generate_assignment", assignment, "--force")
         students = write_submissions(template, assignment, n)
         points = max_points(template, assignment)
-
-        course_a = fresh_copy(template, root / "A-sequential")
-        _say(f"A: nbgrader autograde {assignment} ({n} notebooks, one after the other)", quiet)
-        report.sequential_s = nbgrader(course_a, "autograde", assignment)
-        _say(f"   {report.sequential_s:.1f} s", quiet)
-
-        course_b = fresh_copy(template, root / "B-parallel")
-        _say(f"B: zoo-grade autograde, {workers} workers", quiet)
-        report.parallel_s, report.work_s_per_nb = _parallel(course_b, assignment, workers, n, "B")
-        _say(f"   {report.parallel_s:.1f} s", quiet)
-
+        half = students[: n // 2]
         if marginal:
-            half = students[: n // 2]
-            course_c = fresh_copy(template, root / "C-half", half)
-            _say(f"C: zoo-grade autograde, {workers} workers, {len(half)} notebooks", quiet)
             report.marginal_n = len(half)
-            report.marginal_parallel_s, _ = _parallel(course_c, assignment, workers, len(half), "C")
-            _say(f"   {report.marginal_parallel_s:.1f} s", quiet)
+        summaries = []
+        for number in range(1, rounds + 1):
+            # round 1 keeps the folder names of a one-round run; later rounds are suffixed
+            suffix = "" if number == 1 else f"-{number}"
+            tag = f"round {number}/{rounds}: " if rounds > 1 else ""
+            times: dict[str, float] = {}
+            work = 0.0
 
-        a, b = gradebook_scores(course_a, assignment), gradebook_scores(course_b, assignment)
-        differences, unexpected, report.score_summary = compare(a, b, students, points)
-        report.scores_identical = not differences
-        report.scores_expected = not unexpected
-        report.problems += [f"A and B differ: {d}" for d in differences]
-        report.problems += [f"unexpected score: {u}" for u in unexpected]
+            def run_a():
+                course = fresh_copy(template, root / f"A-sequential{suffix}")
+                _say(f"{tag}A: nbgrader autograde {assignment} ({n} notebooks, one after the other)", quiet)
+                times["A"] = nbgrader(course, "autograde", assignment)
+                _say(f"   {times['A']:.1f} s", quiet)
+
+            def run_b():
+                nonlocal work
+                course = fresh_copy(template, root / f"B-parallel{suffix}")
+                _say(f"{tag}B: zoo-grade autograde, {workers} workers", quiet)
+                times["B"], work = _parallel(course, assignment, workers, n, "B")
+                _say(f"   {times['B']:.1f} s", quiet)
+
+            def run_c():
+                course = fresh_copy(template, root / f"C-half{suffix}", half)
+                _say(f"{tag}C: zoo-grade autograde, {workers} workers, {len(half)} notebooks", quiet)
+                times["C"], _ = _parallel(course, assignment, workers, len(half), "C")
+                _say(f"   {times['C']:.1f} s", quiet)
+
+            steps = [run_a, run_b] + ([run_c] if marginal else [])
+            for step in (steps if number % 2 else steps[::-1]):   # A B C, then C B A: drift weighs on both
+                step()
+            report.rounds.append(Round(times["A"], times["B"], work, times.get("C")))
+
+            a = gradebook_scores(root / f"A-sequential{suffix}", assignment)
+            b = gradebook_scores(root / f"B-parallel{suffix}", assignment)
+            differences, unexpected, summary = compare(a, b, students, points)
+            summaries.append(summary)
+            report.problems += [f"{tag}A and B differ: {d}" for d in differences]
+            report.problems += [f"{tag}unexpected score: {u}" for u in unexpected]
+            if not keep and number > 1:
+                for name in ("A-sequential", "B-parallel", "C-half"):
+                    shutil.rmtree(root / f"{name}{suffix}", ignore_errors=True)
+        report.score_summary = summaries[0]
+        report.scores_identical = not any(" differ: " in p for p in report.problems)
+        report.scores_expected = not any("unexpected score: " in p for p in report.problems)
     finally:
         if keep:
             _say(f"kept the courses in {root}", quiet)
@@ -467,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assignment", default=DEFAULT_ASSIGNMENT, help=f"default: {DEFAULT_ASSIGNMENT}")
     parser.add_argument("--n", type=int, default=40, help="submissions to grade (default: 40)")
     parser.add_argument("--workers", type=int, default=2, help="parallel worker processes (default: 2)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="paired rounds of A, B and C; the report gives their median and spread (default: 3)")
     parser.add_argument("--no-marginal", action="store_true",
                         help="skip run C (N/2 submissions) and so the marginal cost per notebook")
     parser.add_argument("--csv", default="results/bench-grading.csv",
@@ -483,11 +577,11 @@ def main(argv: list[str] | None = None) -> int:
         print(kernel_cost_table(kernel_cost(args.kernel_cost)))
         print(f"load average after: {os.getloadavg()[0]:.2f}")
         return 0
-    if args.n < 2 or args.workers < 1:
-        parser.error("--n must be at least 2 and --workers at least 1")
+    if args.n < 2 or args.workers < 1 or args.rounds < 1:
+        parser.error("--n must be at least 2, --workers and --rounds at least 1")
     try:
         report = run_bench(args.assignment, args.n, args.workers, not args.no_marginal,
-                           Path(args.workdir) if args.workdir else None, args.keep, args.quiet)
+                           Path(args.workdir) if args.workdir else None, args.keep, args.quiet, args.rounds)
     except BenchError as exc:
         print(f"zoograde.bench: {exc}", file=sys.stderr)
         return 1
