@@ -44,7 +44,7 @@ SLOW_FILES = {
     "notebooks/04_inception_googlenet.ipynb": 45,
     "tests/test_profiler.py": 40,
     "tests/test_grading_kernel.py": 35,
-    "tests/test_grading_bench.py": 45,
+    "tests/test_grading_bench.py": 30,
 }
 
 
