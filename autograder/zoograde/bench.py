@@ -97,6 +97,7 @@ COURSE = Path(__file__).resolve().parents[1]
 DEFAULT_ASSIGNMENT = "03_network_in_network"
 SPEEDUP_GOAL = 1.8       # with 2 workers on 2 cores (issue 10)
 MARGINAL_GOAL = 1.0      # seconds per notebook (issue 10)
+FOLDERS = {"A": "A-sequential", "B": "B-parallel", "C": "C-half"}   # each run's course copy, under the bench's root
 CSV_COLUMNS = ("date", "host", "assignment", "n", "workers", "cores", "rounds", "sequential_s", "parallel_s",
                "speedup", "speedup_min", "speedup_max", "sequential_s_per_nb", "parallel_s_per_nb", "work_s_per_nb",
                "marginal_n", "marginal_parallel_s", "marginal_s_per_nb", "marginal_s_per_nb_max", "speedup_goal",
@@ -430,50 +431,36 @@ def run_bench(assignment: str = DEFAULT_ASSIGNMENT, n: int = 40, workers: int = 
         half = students[: n // 2]
         if marginal:
             report.marginal_n = len(half)
-        summaries = []
+        report.scores_identical = report.scores_expected = True
         for number in range(1, rounds + 1):
             # round 1 keeps the folder names of a one-round run; later rounds are suffixed
-            suffix = "" if number == 1 else f"-{number}"
+            folders = {step: root / f"{name}{'' if number == 1 else f'-{number}'}" for step, name in FOLDERS.items()}
             tag = f"round {number}/{rounds}: " if rounds > 1 else ""
             times: dict[str, float] = {}
-            work = 0.0
-
-            def run_a():
-                course = fresh_copy(template, root / f"A-sequential{suffix}")
-                _say(f"{tag}A: nbgrader autograde {assignment} ({n} notebooks, one after the other)", quiet)
-                times["A"] = nbgrader(course, "autograde", assignment)
-                _say(f"   {times['A']:.1f} s", quiet)
-
-            def run_b():
-                nonlocal work
-                course = fresh_copy(template, root / f"B-parallel{suffix}")
-                _say(f"{tag}B: zoo-grade autograde, {workers} workers", quiet)
-                times["B"], work = _parallel(course, assignment, workers, n, "B")
-                _say(f"   {times['B']:.1f} s", quiet)
-
-            def run_c():
-                course = fresh_copy(template, root / f"C-half{suffix}", half)
-                _say(f"{tag}C: zoo-grade autograde, {workers} workers, {len(half)} notebooks", quiet)
-                times["C"], _ = _parallel(course, assignment, workers, len(half), "C")
-                _say(f"   {times['C']:.1f} s", quiet)
-
-            steps = [run_a, run_b] + ([run_c] if marginal else [])
+            work: dict[str, float] = {}   # seconds of work per notebook, B and C
+            steps = ["A", "B"] + (["C"] if marginal else [])
             for step in (steps if number % 2 else steps[::-1]):   # A B C, then C B A: drift weighs on both
-                step()
-            report.rounds.append(Round(times["A"], times["B"], work, times.get("C")))
+                graded = half if step == "C" else students
+                course = fresh_copy(template, folders[step], half if step == "C" else None)
+                if step == "A":
+                    _say(f"{tag}A: nbgrader autograde {assignment} ({n} notebooks, one after the other)", quiet)
+                    times["A"] = nbgrader(course, "autograde", assignment)
+                else:
+                    _say(f"{tag}{step}: zoo-grade autograde, {workers} workers, {len(graded)} notebooks", quiet)
+                    times[step], work[step] = _parallel(course, assignment, workers, len(graded), step)
+                _say(f"   {times[step]:.1f} s", quiet)
+            report.rounds.append(Round(times["A"], times["B"], work["B"], times.get("C")))
 
-            a = gradebook_scores(root / f"A-sequential{suffix}", assignment)
-            b = gradebook_scores(root / f"B-parallel{suffix}", assignment)
+            a, b = gradebook_scores(folders["A"], assignment), gradebook_scores(folders["B"], assignment)
             differences, unexpected, summary = compare(a, b, students, points)
-            summaries.append(summary)
+            report.score_summary = report.score_summary or summary
+            report.scores_identical &= not differences
+            report.scores_expected &= not unexpected
             report.problems += [f"{tag}A and B differ: {d}" for d in differences]
             report.problems += [f"{tag}unexpected score: {u}" for u in unexpected]
             if not keep and number > 1:
-                for name in ("A-sequential", "B-parallel", "C-half"):
-                    shutil.rmtree(root / f"{name}{suffix}", ignore_errors=True)
-        report.score_summary = summaries[0]
-        report.scores_identical = not any(" differ: " in p for p in report.problems)
-        report.scores_expected = not any("unexpected score: " in p for p in report.problems)
+                for folder in folders.values():
+                    shutil.rmtree(folder, ignore_errors=True)
     finally:
         if keep:
             _say(f"kept the courses in {root}", quiet)
