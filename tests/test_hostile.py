@@ -4,9 +4,10 @@
 score and the messages its feedback must show. The corpus is graded twice, on two fresh
 copies of the course: by ``zoo-grade``'s parallel engine (2 workers), and by plain
 ``nbgrader autograde``, which gets the same defences from ``nbgrader_config.py``. Both must
-give every cell exactly its points, and nothing may leave a submission's folder. The
-assignment's wrong cases and correct variants (``autograder/assignments/<assignment>.cases.yml``)
-are graded with them, so both engines show the same verdicts on honest work too.
+give every cell exactly its points, and nothing may leave a submission's folder. Honest work
+(the reference, the blank release, an honest mistake) is graded in the same batch as the attacks;
+the assignments' wrong cases and correct variants are graded by both engines in
+tests/test_autograder.py and tests/test_autograder_plain.py.
 
 The attacks on the operating system's boundary (``os_*``) are graded once more on the same two
 course copies, as students ``noaudit_os_*``, with the in-process audit hook switched off
@@ -31,26 +32,20 @@ import nbformat
 import pytest
 import yaml
 import support
-from test_autograder import _cases, _combined_variants, _variant_edits
 from zoograde.coursekit import (answered, apply_edits, cell_of, copy_course, grade_id, gradebook_scores,
                                 solution_cells, submission_path, tool_env, write_submission)
 
-# Plain nbgrader grades the 60-odd submissions one after the other, inside a module fixture.
+# Plain nbgrader grades the 50-odd submissions one after the other, inside a module fixture.
 pytestmark = pytest.mark.timeout(1800)
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = ROOT / "autograder"
 CORPUS = yaml.safe_load((COURSE / "hostile" / "03_network_in_network.yml").read_text())
 ASSIGNMENT = CORPUS["assignment"]
 LIMITS = CORPUS["limits"]
-# The assignment's wrong cases and correct variants (one of each block's variants per notebook), from its
-# cases file, join the corpus: both engines must score them as tests/test_autograder.py does with zoo-grade.
-_A = _cases(ASSIGNMENT)
-CASES = [{"name": f"case{i}", "edits": c["edits"], "points": c["points"], "messages": c.get("feedback", [])}
-         for i, c in enumerate(_A["cases"])]
-FULL = next(c["points"] for c in CORPUS["submissions"] if c["name"] == "reference")
-CASES += [{"name": f"variant{k}", "edits": _variant_edits(combo), "points": FULL}
-          for k, combo in enumerate(_combined_variants(ASSIGNMENT))]
-SUBMISSIONS = CORPUS["submissions"] + CASES
+# The assignment's wrong cases and correct variants are not repeated here: tests/test_autograder.py and
+# tests/test_autograder_plain.py grade every one of them, for every assignment, with both engines. Honest
+# work shares this batch with the attacks as the reference, the blank release and an honest mistake.
+SUBMISSIONS = CORPUS["submissions"]
 NAMES = [s["name"] for s in SUBMISSIONS]
 ESCAPES = ["escaped.txt", "escaped-too.txt"]
 OS_ATTACKS = [s for s in CORPUS["submissions"] if s["name"].startswith("os_")]
@@ -232,7 +227,7 @@ def test_feedback_says_what_happened_and_shows_no_hidden_test(parallel, name):
         assert forged not in " ".join(parallel.results[name].notes), f"{name}: the summary shows {forged!r}"
     # compared with every kind of space (no-break, zero-width) and compatibility form folded away
     folded = _fold(text)
-    # a line the student wrote in their own answers (a variant's `with torch.device("meta"):`) is not a leak
+    # a line the student wrote in their own answers is not a leak (a hidden line can be ordinary code too)
     handed_in = submission_path(parallel.course, name, ASSIGNMENT)
     try:  # read as JSON: nbformat would validate all 300,000 cells of huge_notebook (10 s)
         own = _fold(" ".join("".join(c.get("source", "")) for c in json.loads(handed_in.read_text())["cells"]))

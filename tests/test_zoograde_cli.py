@@ -367,6 +367,7 @@ def fake_batch(monkeypatch):
 
     module.autograde = autograde
     module.prepare_workers = lambda *args, **kwargs: None  # starts the real workers' parent: nothing to fake
+    module.release_unused_workers = lambda: None
     monkeypatch.setitem(sys.modules, "zoograde.batch", module)
     monkeypatch.setattr(zoograde, "batch", module, raising=False)
     module.calls = calls

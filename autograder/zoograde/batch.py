@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import warnings
@@ -237,6 +238,15 @@ def autograde(course, assignment: str, students: list[str] | None = None, worker
     """
     course = Path(course).resolve()
     prepare_workers(course, assignment, workers, scheduler)
+    try:
+        return _autograde(course, assignment, students, workers, scheduler, force, time_limit, memory_limit_mb,
+                          progress, sandbox, audit)
+    finally:
+        LocalPool.release_unused()  # the workers' parent, if nothing came of it
+
+
+def _autograde(course: Path, assignment: str, students, workers: int, scheduler, force: bool, time_limit,
+               memory_limit_mb, progress: bool, sandbox: bool, audit: bool) -> BatchResult:
     overrides: dict = {"GuardedExecute": {"sandbox": bool(sandbox)}}
     if not audit:
         overrides["GuardedExecute"]["audit"] = False
@@ -278,6 +288,12 @@ def prepare_workers(course: Path, assignment: str, workers: int = 2, scheduler=N
     imports for about 5 s on one core while the caller reads the course and the gradebook."""
     if scheduler is None and workers > 1 and any((Path(course) / "submitted").glob(f"*/{assignment}")):
         LocalPool.prepare()
+
+
+def release_unused_workers() -> None:
+    """Stop the workers' parent that :func:`prepare_workers` started if no worker came of it (see
+    :meth:`LocalPool.release_unused`); :func:`autograde` does this itself when it ends."""
+    LocalPool.release_unused()
 
 
 def _check_released(config, assignment: str) -> None:
@@ -418,13 +434,40 @@ class LocalPool:
         context.set_forkserver_preload(PRELOAD)  # read when the fork server starts, once per process
         return context
 
+    # the workers' parent that prepare() started and that no worker has come from yet (release_unused)
+    _unused_parent: int | None = None
+
     @classmethod
     def prepare(cls) -> None:
         """Start the workers' parent now, without waiting: it imports while the caller goes on."""
         from multiprocessing import forkserver as mp_forkserver
 
         cls._forkserver_context()
+        before = getattr(mp_forkserver._forkserver, "_forkserver_pid", None)
         mp_forkserver.ensure_running()
+        after = getattr(mp_forkserver._forkserver, "_forkserver_pid", None)
+        if after is not None and after != before:
+            LocalPool._unused_parent = after
+
+    @classmethod
+    def release_unused(cls) -> None:
+        """Stop the workers' parent if prepare() started it and no worker came of it (nothing to grade, or an
+        error first). Left alone, it goes on importing for seconds after this process has ended, with this
+        process's stdout and stderr open: whoever reads them to the end (a pipe, a CI log) waits for it."""
+        from multiprocessing import forkserver as mp_forkserver
+
+        pid, LocalPool._unused_parent = LocalPool._unused_parent, None
+        server = mp_forkserver._forkserver
+        if pid is None or getattr(server, "_forkserver_pid", None) != pid:
+            return
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        stop = getattr(server, "_stop", None)  # closes its pipe, reaps it, removes its socket (Python 3.8-3.13)
+        if stop is not None:
+            with contextlib.suppress(OSError):
+                stop()
 
     def __enter__(self) -> "LocalPool":
         return self
@@ -433,6 +476,7 @@ class LocalPool:
         self.close(kill=exc[0] is not None)
 
     def _start(self, index: int):
+        LocalPool._unused_parent = None  # a worker comes of it now: it stays up for the next ones
         parent, child = self._context.Pipe()
         process = self._context.Process(target=_pool_worker, args=(child,), name=f"zoograde-worker-{index}",
                                         daemon=True)

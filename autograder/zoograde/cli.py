@@ -108,17 +108,20 @@ def cmd_autograde(args, course: Path) -> int:
         options["workers"] = args.workers
     from . import regrade
 
-    if args.cell:
-        regrade.check_cell(course, args.assignment, args.cell)   # a usage error (exit 2) if unknown
-    try:  # regrade.run keeps instructors' manual scores and logs every regraded submission
-        result = regrade.run(course, args.assignment, args.students or None, args.cell,
-                             lambda: batch.autograde(course, args.assignment, **options))
-    except (C.CourseError, C.NotReady) as exc:  # e.g. an assignment not released yet, an unknown student
-        print(f"zoo-grade autograde: {exc}", file=sys.stderr)
-        return ATTENTION
-    except batch.SandboxUnavailable as exc:  # untrusted code is not run without the OS sandbox
-        print(f"zoo-grade autograde: {exc}", file=sys.stderr)
-        return ATTENTION
+    try:  # an error before the batch: the workers' parent started above must not outlive this command
+        if args.cell:
+            regrade.check_cell(course, args.assignment, args.cell)   # a usage error (exit 2) if unknown
+        try:  # regrade.run keeps instructors' manual scores and logs every regraded submission
+            result = regrade.run(course, args.assignment, args.students or None, args.cell,
+                                 lambda: batch.autograde(course, args.assignment, **options))
+        except (C.CourseError, C.NotReady) as exc:  # e.g. an assignment not released yet, an unknown student
+            print(f"zoo-grade autograde: {exc}", file=sys.stderr)
+            return ATTENTION
+        except batch.SandboxUnavailable as exc:  # untrusted code is not run without the OS sandbox
+            print(f"zoo-grade autograde: {exc}", file=sys.stderr)
+            return ATTENTION
+    finally:
+        batch.release_unused_workers()
     print(result.summary())
     for entry in getattr(result, "regrade_log", []):
         print(f"  regraded {entry['student']}" + (f" ({entry['cell']})" if entry["cell"] else "") +
