@@ -6,12 +6,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup fashion-mnist sandbox postgres browser test test-gpu book bench generate clean-book
+.PHONY: help setup fashion-mnist sandbox postgres browser test test-gpu book bench generate clean-book screenshots
 
 help:
 	@echo "make setup     - create/update $(VENV) (idempotent)"
 	@echo "make test      - every test on the CPU: unit tests, nbval on every chapter, the book in Chromium"
 	@echo "make book      - build the rendered book into _build/html (cached execution)"
+	@echo "make screenshots - the browser test alone, keeping a full-page screenshot of every page in _build/html/_screenshots"
 	@echo "make bench     - zoolib vs torchvision/timm throughput, grading speed (nbgrader vs zoograde.batch), similarity of 300"
 	@echo "make test-gpu  - every chapter in full mode on CUDA, then the bench on the GPU"
 	@echo "make generate  - rewrite every generated file (assignment notebooks, the book's student pages)"
@@ -70,6 +71,11 @@ test: setup fashion-mnist browser postgres
 book: setup fashion-mnist
 	$(BIN)/python book/_ext/execute_chapters.py
 	$(BIN)/jupyter-book build . -W --keep-going
+
+# The book's browser test alone, with a full-page screenshot of every page (make test skips the pictures:
+# no assertion reads them, and they cost about 30 s).
+screenshots: setup fashion-mnist browser
+	ZOO_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_book_browser.py -n 0 -p no:cacheprovider
 
 # Grading: plain sequential `nbgrader autograde` vs zoograde.batch on 40 notebooks (several minutes);
 # the numbers are appended to results/bench-grading.csv. nbgrader runs `alembic` from the PATH.

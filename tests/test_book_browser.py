@@ -10,8 +10,10 @@ Every page is opened from ``file://`` with every request that leaves the build r
 on a laptop without network: the page must still typeset all its formulas, render its saved
 widgets (the training progress bars) and run without JavaScript errors. The test also measures what a reader sees: blocks that need horizontal
 scrolling, how far figures are scaled down, and how tall each figure's smallest text ends
-up on screen, which must be at least 70 % of the body text. A full-page screenshot of every page is kept
-in ``_build/html/_screenshots`` and the measurements in ``_build/html/_screenshots/report.json``.
+up on screen, which must be at least 70 % of the body text. The measurements are kept in
+``_build/html/_screenshots/report.json``. ``make screenshots`` (``ZOO_SCREENSHOTS=1``) also keeps a
+full-page screenshot of every page there: the pictures are for people, no assertion reads them, and
+capturing them took about 30 s of the 64 s this file needs alone.
 
 Any Chromium will do (``find_chromium``): ``$CHROMIUM``, Debian's ``chromium`` or
 Playwright's own. ``python tests/test_book_browser.py`` prints the one it finds (``make
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
 import struct
@@ -49,8 +52,6 @@ VIEWPORT = {"width": 1280, "height": 900}
 
 def find_chromium() -> str | None:
     """The Chromium to launch: a path, ``"playwright"`` for Playwright's own build, or None."""
-    import os
-
     for candidate in (os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser")):
         if candidate and Path(candidate).is_file():
             return candidate
@@ -297,7 +298,8 @@ def test_page_renders_offline_in_chromium(book, browser, page):
             assert f'id="{anchor}"' in target.read_text(), f"link {href!r} on {page}: no #{anchor} there"
 
     seen = tab.evaluate(MEASURE_JS)
-    tab.screenshot(path=str(SHOTS / (page.replace("/", "__") + ".png")), full_page=True)
+    if os.environ.get("ZOO_SCREENSHOTS") == "1":
+        tab.screenshot(path=str(SHOTS / (page.replace("/", "__") + ".png")), full_page=True)
     context.close()
 
     figures = []
