@@ -98,24 +98,35 @@ def test_two_workers_grade_the_batch_with_a_progress_bar(course):
     assert (course / "gradebook.db").exists() == (url is None)  # PostgreSQL's gradebook is the only one
 
 
-def _output_held_after_exit(process: subprocess.Popen) -> tuple[str, bool]:
-    """Wait for ``process``; its stdout, and whether a process it left behind still held that pipe open
-    at the moment it ended (reading its output to the end would wait for that one too)."""
-    process.wait(timeout=900)
-    fd = process.stdout.fileno()
-    os.set_blocking(fd, False)
-    chunks = []
-    while True:
+def _holding(pipe: str) -> list[str]:
+    """Command lines of the other processes that hold ``pipe`` (``pipe:[inode]``) open."""
+    holders = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) == os.getpid():
+            continue
         try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:  # no data and no end of file: another process holds the writing end
-            process.stdout.close()
-            process.stderr.close()
-            return b"".join(chunks).decode(), True
-        if not chunk:
-            process.stderr.close()
-            return b"".join(chunks).decode(), False
-        chunks.append(chunk)
+            held = any(os.readlink(f"/proc/{pid}/fd/{fd}") == pipe for fd in os.listdir(f"/proc/{pid}/fd"))
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        if held:
+            holders.append(command.strip()[:200] or f"pid {pid}, exiting")
+    return holders
+
+
+def _left_holding_output(process: subprocess.Popen) -> tuple[str, list[str]]:
+    """Wait for ``process``; its stdout, and the processes it left behind that still hold that pipe open a
+    second after it ended (whoever reads its output to the end waits for them). Helpers that close their copy
+    as they see the command gone (multiprocessing's resource tracker) are gone by then."""
+    process.wait(timeout=900)
+    pipe = f"pipe:[{os.fstat(process.stdout.fileno()).st_ino}]"
+    deadline = time.monotonic() + 1.0
+    while (holders := _holding(pipe)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    out = "" if holders else process.stdout.read()
+    process.stdout.close()
+    process.stderr.close()
+    return out, holders
 
 
 def test_running_again_grades_nothing_and_changes_nothing(course):
@@ -124,12 +135,12 @@ def test_running_again_grades_nothing_and_changes_nothing(course):
                   (course / "autograded" / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").stat().st_mtime)
               for s in students(course)}
     process = zoo_grade(course, "autograde", ASSIGNMENT, "--workers", "2", url=url, background=True)
-    out, held = _output_held_after_exit(process)
-    assert process.returncode == 0, out
-    assert f"{ASSIGNMENT}: 0 graded, 6 already graded (skipped), 0 failed" in out
+    out, holders = _left_holding_output(process)
     # The workers' parent starts importing (about 5 s) before the command knows that nothing is left to
     # grade; it must not outlive the command, holding its output open
-    assert not held, "zoo-grade left a process behind that holds its output open"
+    assert not holders, f"zoo-grade left processes behind that hold its output open: {holders}"
+    assert process.returncode == 0, out
+    assert f"{ASSIGNMENT}: 0 graded, 6 already graded (skipped), 0 failed" in out
     after = {s: (total(course, s, url),
                  (course / "autograded" / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").stat().st_mtime)
              for s in students(course)}
