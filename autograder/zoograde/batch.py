@@ -242,7 +242,7 @@ def autograde(course, assignment: str, students: list[str] | None = None, worker
         return _autograde(course, assignment, students, workers, scheduler, force, time_limit, memory_limit_mb,
                           progress, sandbox, audit)
     finally:
-        LocalPool.release_unused()  # the workers' parent, if nothing came of it
+        release_unused_workers()  # the workers' parent, if nothing came of it
 
 
 def _autograde(course: Path, assignment: str, students, workers: int, scheduler, force: bool, time_limit,

@@ -440,8 +440,9 @@ def run_bench(assignment: str = DEFAULT_ASSIGNMENT, n: int = 40, workers: int = 
             work: dict[str, float] = {}   # seconds of work per notebook, B and C
             steps = ["A", "B"] + (["C"] if marginal else [])
             for step in (steps if number % 2 else steps[::-1]):   # A B C, then C B A: drift weighs on both
-                graded = half if step == "C" else students
-                course = fresh_copy(template, folders[step], half if step == "C" else None)
+                subset = half if step == "C" else None
+                graded = subset or students
+                course = fresh_copy(template, folders[step], subset)
                 if step == "A":
                     _say(f"{tag}A: nbgrader autograde {assignment} ({n} notebooks, one after the other)", quiet)
                     times["A"] = nbgrader(course, "autograde", assignment)
